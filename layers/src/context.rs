@@ -1,0 +1,74 @@
+//! Who is asking: the raw credentials the HTTP edge saw, and the identity the auth
+//! layer resolved from them.
+
+use std::collections::BTreeMap;
+
+use crate::ImageError;
+
+/// Per-request context, carried by every [`crate::ImageRequest`].
+#[derive(Debug, Clone, Default)]
+pub struct RequestContext {
+    /// `req-<uuid>`, as sent back in `x-openstack-request-id`.
+    pub request_id: String,
+    /// What the client presented, untouched.
+    pub credentials: Credentials,
+    /// Set by the auth layer; `None` before it has run.
+    pub identity: Option<Identity>,
+}
+
+impl RequestContext {
+    /// The resolved identity, or 401 when no auth layer has vouched for the caller.
+    pub fn identity(&self) -> Result<&Identity, ImageError> {
+        self.identity
+            .as_ref()
+            .ok_or_else(|| ImageError::Unauthorized("This server could not verify that you are authorized to access the document you requested.".into()))
+    }
+
+    /// The caller's project, if it is project scoped.
+    pub fn project_id(&self) -> Option<&str> {
+        self.identity.as_ref()?.project_id.as_deref()
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.identity.as_ref().is_some_and(|i| i.is_admin)
+    }
+}
+
+/// The credentials of a request as the HTTP edge found them.
+#[derive(Debug, Clone, Default)]
+pub struct Credentials {
+    /// `X-Auth-Token`
+    pub auth_token: Option<String>,
+    /// `X-Service-Token`
+    pub service_token: Option<String>,
+    /// The identity headers keystonemiddleware sets (`X-Identity-Status`, `X-User-Id`,
+    /// `X-Project-Id`, `X-Roles`, ...), keys lower-cased.
+    pub identity_headers: BTreeMap<String, String>,
+}
+
+impl Credentials {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.identity_headers.get(name).map(String::as_str)
+    }
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Identity {
+    pub user_id: Option<String>,
+    pub project_id: Option<String>,
+    /// Lower-cased role names.
+    pub roles: Vec<String>,
+    /// `context_is_admin` held at authentication time.
+    pub is_admin: bool,
+    /// `all` for a system-scoped token.
+    pub system_scope: Option<String>,
+    /// True for a context that may only read (Glance's anonymous access).
+    pub read_only: bool,
+}
+
+impl Identity {
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r.eq_ignore_ascii_case(role))
+    }
+}

@@ -1,0 +1,282 @@
+//! The location layer: moves image data between requests and stores.
+//!
+//! Uploads stream into the default store while [`digest`] hashes them; the core only
+//! ever sees the three steps `BeginUpload → FinishUpload | AbortUpload`. Downloads
+//! stream from the first location that answers; deletes remove the data after the
+//! record.
+
+pub mod digest;
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_util::StreamExt;
+use tower::{Layer, Service, ServiceExt};
+
+use crate::image::Location;
+use crate::store::{Store, StoreSet};
+use crate::{
+    BoxFuture, ImageData, ImageDownload, ImageError, ImageRequest, ImageResponse, ImageService,
+    Operation, RequestContext, StoredData,
+};
+use digest::{DigestingStream, HashAlgo};
+
+#[derive(Clone)]
+pub struct LocationLayer {
+    stores: StoreSet,
+    algo: HashAlgo,
+}
+
+impl LocationLayer {
+    pub fn new(stores: StoreSet, algo: HashAlgo) -> Self {
+        LocationLayer { stores, algo }
+    }
+}
+
+impl<S> Layer<S> for LocationLayer {
+    type Service = LocationService<S>;
+
+    fn layer(&self, inner: S) -> LocationService<S> {
+        LocationService {
+            inner,
+            stores: self.stores.clone(),
+            algo: self.algo,
+        }
+    }
+}
+
+/// The service made by [`LocationLayer`].
+#[derive(Clone)]
+pub struct LocationService<S> {
+    inner: S,
+    stores: StoreSet,
+    algo: HashAlgo,
+}
+
+impl<S: ImageService> Service<ImageRequest> for LocationService<S> {
+    type Response = ImageResponse;
+    type Error = ImageError;
+    type Future = BoxFuture<Result<ImageResponse, ImageError>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ImageError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: ImageRequest) -> Self::Future {
+        let inner = crate::take_ready(&mut self.inner);
+        let stores = self.stores.clone();
+        let algo = self.algo;
+        Box::pin(async move {
+            let ImageRequest { ctx, op } = req;
+            match op {
+                Operation::Upload { id, data } => upload(inner, stores, algo, ctx, id, data).await,
+                Operation::Download { id, range } => {
+                    let image = inner
+                        .oneshot(ImageRequest::new(ctx, Operation::Get { id }))
+                        .await?
+                        .into_image()?;
+                    download(&stores, image, range).await
+                }
+                Operation::Delete { id } => {
+                    let deleted = inner
+                        .oneshot(ImageRequest::new(ctx, Operation::Delete { id }))
+                        .await?
+                        .into_image()?;
+                    for loc in &deleted.locations {
+                        if let Some(store) = stores.for_location(&loc.url, store_of(loc)) {
+                            if let Err(e) = store.delete(&loc.url).await {
+                                tracing::warn!(image = %deleted.id, url = %loc.url, error = %e, "could not delete image data");
+                            }
+                        }
+                    }
+                    Ok(ImageResponse::image(deleted))
+                }
+                op => inner.oneshot(ImageRequest::new(ctx, op)).await,
+            }
+        })
+    }
+}
+
+fn store_of(loc: &Location) -> Option<&str> {
+    loc.metadata.get("store").and_then(|v| v.as_str())
+}
+
+async fn upload<S: ImageService>(
+    mut inner: S,
+    stores: StoreSet,
+    algo: HashAlgo,
+    ctx: RequestContext,
+    id: String,
+    data: ImageData,
+) -> Result<ImageResponse, ImageError> {
+    let store_id = stores.default_id().to_string();
+    let store = stores.default_store().clone();
+    if !store.capabilities().write {
+        return Err(ImageError::Gone(
+            "Adding images to this store is disabled.".into(),
+        ));
+    }
+    inner
+        .call(ImageRequest::new(
+            ctx.clone(),
+            Operation::BeginUpload { id: id.clone() },
+        ))
+        .await?;
+    // From here on the image is `saving`: whatever happens, including this future
+    // being dropped because the client went away, it must end `active` or `queued`.
+    let mut guard = UploadGuard::new(inner.clone(), ctx.clone(), id.clone());
+    let (stream, digests) = DigestingStream::new(data.stream, algo, data.expected_size);
+    let stored = match store.put(&id, stream.boxed()).await {
+        Ok(stored) => stored,
+        Err(e) => {
+            guard.abort().await;
+            return Err(e.into());
+        }
+    };
+    guard.holds(store.clone(), stored.url.clone());
+    let Ok(digests) = digests.await else {
+        guard.abort().await;
+        return Err(ImageError::internal(
+            "the store finished before the data did",
+        ));
+    };
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("store".into(), store_id.into());
+    let finish = Operation::FinishUpload {
+        id,
+        stored: StoredData {
+            location: Location {
+                url: stored.url,
+                metadata,
+            },
+            size: digests.size,
+            checksum: digests.md5,
+            os_hash_algo: digests.algo.name().to_string(),
+            os_hash_value: digests.multihash,
+        },
+    };
+    let mut inner = inner;
+    match inner
+        .ready()
+        .await?
+        .call(ImageRequest::new(ctx, finish))
+        .await
+    {
+        Ok(done) => {
+            guard.disarm();
+            Ok(done)
+        }
+        Err(e) => {
+            guard.abort().await;
+            Err(e)
+        }
+    }
+}
+
+/// Puts a `saving` image back to `queued`, and removes its stored data, unless the
+/// upload completed. Runs on drop too, in a task, for uploads cut by a disconnect.
+struct UploadGuard<S: ImageService> {
+    armed: Option<(S, RequestContext, String)>,
+    stored: Option<(Arc<dyn Store>, String)>,
+}
+
+impl<S: ImageService> UploadGuard<S> {
+    fn new(inner: S, ctx: RequestContext, id: String) -> Self {
+        UploadGuard {
+            armed: Some((inner, ctx, id)),
+            stored: None,
+        }
+    }
+
+    fn holds(&mut self, store: Arc<dyn Store>, url: String) {
+        self.stored = Some((store, url));
+    }
+
+    fn disarm(&mut self) {
+        self.armed = None;
+        self.stored = None;
+    }
+
+    async fn abort(&mut self) {
+        if let Some((inner, ctx, id)) = self.armed.take() {
+            rollback(inner, ctx, id, self.stored.take()).await;
+        }
+    }
+}
+
+impl<S: ImageService> Drop for UploadGuard<S> {
+    fn drop(&mut self) {
+        if let Some((inner, ctx, id)) = self.armed.take() {
+            let stored = self.stored.take();
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(rollback(inner, ctx, id, stored));
+            }
+        }
+    }
+}
+
+async fn rollback<S: ImageService>(
+    inner: S,
+    ctx: RequestContext,
+    id: String,
+    stored: Option<(Arc<dyn Store>, String)>,
+) {
+    let abort = inner
+        .oneshot(ImageRequest::new(
+            ctx,
+            Operation::AbortUpload { id: id.clone() },
+        ))
+        .await;
+    // If the image already went active (the finish won a race with us), its data is
+    // in use and must stay.
+    let data_in_use = matches!(abort, Err(ImageError::Conflict(_)));
+    if let Err(e) = &abort {
+        tracing::debug!(image = %id, error = %e, "upload rollback found the image moved on");
+    }
+    if let Some((store, url)) = stored
+        && !data_in_use
+        && let Err(e) = store.delete(&url).await
+    {
+        tracing::warn!(image = %id, %url, error = %e, "could not remove the data of a failed upload");
+    }
+}
+
+async fn download(
+    stores: &StoreSet,
+    image: crate::Image,
+    range: Option<crate::ByteRange>,
+) -> Result<ImageResponse, ImageError> {
+    let size = match (image.size, image.locations.is_empty()) {
+        (Some(size), false) => size as u64,
+        _ => return Ok(ImageResponse::NoData(Box::new(image))),
+    };
+    let range = range.map(|r| r.resolve(size)).transpose()?;
+    let mut last_error = ImageError::Unavailable("No location of the image could be read.".into());
+    for loc in &image.locations {
+        let Some(store) = stores.for_location(&loc.url, store_of(loc)) else {
+            continue;
+        };
+        if range.is_some() && !store.capabilities().random_read {
+            last_error = ImageError::BadRequest(
+                "Random access is not supported by this image's store.".into(),
+            );
+            continue;
+        }
+        match store.get(&loc.url, range.clone()).await {
+            Ok(data) => {
+                let length = range.as_ref().map(|r| r.end - r.start).unwrap_or(size);
+                return Ok(ImageResponse::Data(ImageDownload {
+                    image: Box::new(image.clone()),
+                    data,
+                    range,
+                    length,
+                }));
+            }
+            Err(e) => {
+                tracing::warn!(image = %image.id, url = %loc.url, error = %e, "location unreadable");
+                last_error = e.into();
+            }
+        }
+    }
+    Err(last_error)
+}

@@ -1,0 +1,382 @@
+//! What flows through the domain stack: one request type, one response type.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use chrono::{DateTime, Utc};
+
+use crate::context::RequestContext;
+use crate::data::{ByteRange, DataStream, ImageData};
+use crate::image::{Image, Location, Member, MemberStatus, Visibility};
+use crate::patch::Change;
+
+/// A domain request: who asks, and for what.
+#[derive(Debug)]
+pub struct ImageRequest {
+    pub ctx: RequestContext,
+    pub op: Operation,
+}
+
+impl ImageRequest {
+    pub fn new(ctx: RequestContext, op: Operation) -> Self {
+        ImageRequest { ctx, op }
+    }
+
+    /// A request for the same caller with another operation, for layers that need to
+    /// ask the inner service something on the way.
+    pub fn derive(&self, op: Operation) -> Self {
+        ImageRequest {
+            ctx: self.ctx.clone(),
+            op,
+        }
+    }
+}
+
+/// Every operation of the domain. Layers match the variants they care about and pass
+/// the rest through.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Operation {
+    Create(NewImage),
+    Get {
+        id: String,
+    },
+    List(ListQuery),
+    Update {
+        id: String,
+        changes: Vec<Change>,
+    },
+    Delete {
+        id: String,
+    },
+    /// `PUT /file`: the location layer turns it into the three steps below.
+    Upload {
+        id: String,
+        data: ImageData,
+    },
+    Download {
+        id: String,
+        range: Option<ByteRange>,
+    },
+    AddTag {
+        id: String,
+        tag: String,
+    },
+    DeleteTag {
+        id: String,
+        tag: String,
+    },
+    Deactivate {
+        id: String,
+    },
+    Reactivate {
+        id: String,
+    },
+    ListMembers {
+        id: String,
+    },
+    AddMember {
+        id: String,
+        member_id: String,
+    },
+    GetMember {
+        id: String,
+        member_id: String,
+    },
+    UpdateMember {
+        id: String,
+        member_id: String,
+        status: MemberStatus,
+    },
+    DeleteMember {
+        id: String,
+        member_id: String,
+    },
+    /// Upload step 1: `queued → saving`, 409 from any other status.
+    BeginUpload {
+        id: String,
+    },
+    /// Upload step 2: record the stored data and go `saving → active`.
+    FinishUpload {
+        id: String,
+        stored: StoredData,
+    },
+    /// Upload step 2 on failure: `saving → queued`.
+    AbortUpload {
+        id: String,
+    },
+}
+
+impl Operation {
+    /// The policy-style name of the operation, for logs and traces.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Operation::Create(_) => "add_image",
+            Operation::Get { .. } => "get_image",
+            Operation::List(_) => "get_images",
+            Operation::Update { .. } => "modify_image",
+            Operation::Delete { .. } => "delete_image",
+            Operation::Upload { .. } => "upload_image",
+            Operation::Download { .. } => "download_image",
+            Operation::AddTag { .. } => "add_tag",
+            Operation::DeleteTag { .. } => "delete_tag",
+            Operation::Deactivate { .. } => "deactivate",
+            Operation::Reactivate { .. } => "reactivate",
+            Operation::ListMembers { .. } => "get_members",
+            Operation::AddMember { .. } => "add_member",
+            Operation::GetMember { .. } => "get_member",
+            Operation::UpdateMember { .. } => "modify_member",
+            Operation::DeleteMember { .. } => "delete_member",
+            Operation::BeginUpload { .. } => "begin_upload",
+            Operation::FinishUpload { .. } => "finish_upload",
+            Operation::AbortUpload { .. } => "abort_upload",
+        }
+    }
+
+    /// The image this operation targets, if it targets one.
+    pub fn image_id(&self) -> Option<&str> {
+        match self {
+            Operation::Create(_) | Operation::List(_) => None,
+            Operation::Get { id }
+            | Operation::Update { id, .. }
+            | Operation::Delete { id }
+            | Operation::Upload { id, .. }
+            | Operation::Download { id, .. }
+            | Operation::AddTag { id, .. }
+            | Operation::DeleteTag { id, .. }
+            | Operation::Deactivate { id }
+            | Operation::Reactivate { id }
+            | Operation::ListMembers { id }
+            | Operation::AddMember { id, .. }
+            | Operation::GetMember { id, .. }
+            | Operation::UpdateMember { id, .. }
+            | Operation::DeleteMember { id, .. }
+            | Operation::BeginUpload { id }
+            | Operation::FinishUpload { id, .. }
+            | Operation::AbortUpload { id } => Some(id),
+        }
+    }
+}
+
+/// The attributes of an image to create, already checked against the schema.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NewImage {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub visibility: Option<Visibility>,
+    pub protected: Option<bool>,
+    pub os_hidden: Option<bool>,
+    pub min_disk: Option<i64>,
+    pub min_ram: Option<i64>,
+    pub container_format: Option<String>,
+    pub disk_format: Option<String>,
+    pub owner: Option<String>,
+    pub tags: Vec<String>,
+    pub properties: BTreeMap<String, String>,
+}
+
+/// `GET /v2/images` after parsing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListQuery {
+    pub limit: u64,
+    pub marker: Option<String>,
+    /// In order of precedence; `created_at` and `id` tie-breakers are already appended.
+    pub sort: Vec<(SortKey, SortDir)>,
+    pub filters: Vec<Filter>,
+    /// `None`: Glance's default scoping (public, own, accepted shares; community only
+    /// if owned).
+    pub visibility: Option<VisibilityFilter>,
+    pub member_status: MemberStatusFilter,
+    /// All of these tags (AND).
+    pub tags: Vec<String>,
+    /// `os_hidden=true` lists only hidden images; the default lists only visible ones.
+    pub os_hidden: bool,
+    /// Exact matches on extra properties.
+    pub properties: Vec<(String, String)>,
+}
+
+impl Default for ListQuery {
+    fn default() -> Self {
+        ListQuery {
+            limit: 25,
+            marker: None,
+            sort: vec![
+                (SortKey::CreatedAt, SortDir::Desc),
+                (SortKey::Id, SortDir::Desc),
+            ],
+            filters: Vec::new(),
+            visibility: None,
+            member_status: MemberStatusFilter::Only(MemberStatus::Accepted),
+            tags: Vec::new(),
+            os_hidden: false,
+            properties: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VisibilityFilter {
+    Only(Visibility),
+    All,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberStatusFilter {
+    Only(MemberStatus),
+    All,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    Name,
+    Status,
+    ContainerFormat,
+    DiskFormat,
+    Size,
+    Id,
+    CreatedAt,
+    UpdatedAt,
+}
+
+impl SortKey {
+    pub fn parse(s: &str) -> Option<SortKey> {
+        Some(match s {
+            "name" => SortKey::Name,
+            "status" => SortKey::Status,
+            "container_format" => SortKey::ContainerFormat,
+            "disk_format" => SortKey::DiskFormat,
+            "size" => SortKey::Size,
+            "id" => SortKey::Id,
+            "created_at" => SortKey::CreatedAt,
+            "updated_at" => SortKey::UpdatedAt,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortDir {
+    Asc,
+    Desc,
+}
+
+/// One filter on a base attribute.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filter {
+    pub field: FilterField,
+    pub op: CompareOp,
+    /// One value, or several for `in:`.
+    pub values: Vec<FilterValue>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilterField {
+    Id,
+    Name,
+    Status,
+    ContainerFormat,
+    DiskFormat,
+    Owner,
+    Checksum,
+    OsHashValue,
+    Size,
+    CreatedAt,
+    UpdatedAt,
+    Protected,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompareOp {
+    Eq,
+    Neq,
+    In,
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum FilterValue {
+    Text(String),
+    Int(i64),
+    Time(DateTime<Utc>),
+    Bool(bool),
+}
+
+/// The data of an upload once it is safely stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredData {
+    pub location: Location,
+    pub size: u64,
+    /// MD5, hex.
+    pub checksum: String,
+    pub os_hash_algo: String,
+    pub os_hash_value: String,
+}
+
+/// A page of images, in the requested order.
+#[derive(Debug, Clone)]
+pub struct ImagePage {
+    pub images: Vec<Image>,
+}
+
+/// Image bytes on their way to the client.
+pub struct ImageDownload {
+    pub image: Box<Image>,
+    pub data: DataStream,
+    /// The part served, when a range was asked for.
+    pub range: Option<Range<u64>>,
+    /// Bytes in `data`.
+    pub length: u64,
+}
+
+impl std::fmt::Debug for ImageDownload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImageDownload")
+            .field("image", &self.image.id)
+            .field("range", &self.range)
+            .field("length", &self.length)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a domain operation produced.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ImageResponse {
+    /// The image after the operation (also for delete, upload, tags, actions).
+    Image(Box<Image>),
+    Images(ImagePage),
+    Member(Member),
+    Members(Vec<Member>),
+    /// Image data to stream.
+    Data(ImageDownload),
+    /// A download of an image that has no data (HTTP 204).
+    NoData(Box<Image>),
+}
+
+impl ImageResponse {
+    pub fn image(image: Image) -> Self {
+        ImageResponse::Image(Box::new(image))
+    }
+
+    /// The image this response is about, when there is one.
+    pub fn as_image(&self) -> Option<&Image> {
+        match self {
+            ImageResponse::Image(i) | ImageResponse::NoData(i) => Some(i),
+            ImageResponse::Data(d) => Some(&d.image),
+            _ => None,
+        }
+    }
+
+    /// Unwraps an image response, or reports the inner service broke the contract.
+    pub fn into_image(self) -> Result<Image, crate::ImageError> {
+        match self {
+            ImageResponse::Image(i) => Ok(*i),
+            other => Err(crate::ImageError::internal(format!(
+                "expected an image response, got {other:?}"
+            ))),
+        }
+    }
+}

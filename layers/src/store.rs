@@ -1,0 +1,136 @@
+//! What the location layer needs from a storage backend. Backends live in the
+//! server crate (`src/store/`); this is their contract.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::{DataStream, ImageError};
+
+/// Failures of a store, as callers branch on them.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("no data at {0}")]
+    NotFound(String),
+    #[error("the store is full")]
+    Full,
+    #[error("the store does not support {0}")]
+    NotSupported(&'static str),
+    /// The data stream handed to `put` failed; the store removed what it wrote.
+    #[error(transparent)]
+    Data(ImageError),
+    #[error("store {store}: {message}")]
+    Backend { store: String, message: String },
+}
+
+impl From<StoreError> for ImageError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(_) => ImageError::NotFound("Image data not found.".into()),
+            StoreError::Full => ImageError::TooLarge("Image storage media is full.".into()),
+            StoreError::NotSupported(what) => {
+                ImageError::BadRequest(format!("The store does not support {what}."))
+            }
+            StoreError::Data(e) => e,
+            e @ StoreError::Backend { .. } => {
+                tracing::error!(error = %e, "store failure");
+                ImageError::Unavailable("The image store is not available.".into())
+            }
+        }
+    }
+}
+
+/// What a store can do, after glance_store's capability bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Ranged reads (READ_RANDOM).
+    pub random_read: bool,
+    /// Adding images (WRITE_ACCESS).
+    pub write: bool,
+}
+
+/// Data safely written by [`Store::put`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredObject {
+    /// The location URL, as Glance writes it (`file:///…`, `s3://…`).
+    pub url: String,
+    pub size: u64,
+}
+
+/// A storage backend. Implementations must never leave partial data under a final
+/// name: a failed or cancelled `put` removes what it wrote.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Glance's store type name (`file`, `s3`, ...).
+    fn kind(&self) -> &'static str;
+
+    fn capabilities(&self) -> Capabilities;
+
+    /// Whether `url` points into this store.
+    fn owns(&self, url: &str) -> bool;
+
+    /// Writes the whole stream, or nothing.
+    async fn put(&self, image_id: &str, data: DataStream) -> Result<StoredObject, StoreError>;
+
+    /// Streams the object, or the `range` of it.
+    async fn get(&self, url: &str, range: Option<Range<u64>>) -> Result<DataStream, StoreError>;
+
+    async fn delete(&self, url: &str) -> Result<(), StoreError>;
+
+    async fn size(&self, url: &str) -> Result<u64, StoreError>;
+}
+
+/// The enabled stores, by id, with the default one (Glance's `enabled_backends`).
+#[derive(Clone)]
+pub struct StoreSet {
+    default: String,
+    stores: BTreeMap<String, Arc<dyn Store>>,
+}
+
+impl StoreSet {
+    /// A set of one store, which is the default.
+    pub fn single(id: impl Into<String>, store: Arc<dyn Store>) -> Self {
+        let id = id.into();
+        StoreSet {
+            default: id.clone(),
+            stores: BTreeMap::from([(id, store)]),
+        }
+    }
+
+    pub fn default_id(&self) -> &str {
+        &self.default
+    }
+
+    pub fn default_store(&self) -> &Arc<dyn Store> {
+        &self.stores[&self.default]
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Arc<dyn Store>> {
+        self.stores.get(id)
+    }
+
+    /// The store holding `url`: the one named in the location metadata, else the
+    /// first that owns the URL.
+    pub fn for_location(&self, url: &str, store_id: Option<&str>) -> Option<&Arc<dyn Store>> {
+        store_id
+            .and_then(|id| self.stores.get(id))
+            .filter(|s| s.owns(url))
+            .or_else(|| self.stores.values().find(|s| s.owns(url)))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Arc<dyn Store>)> {
+        self.stores.iter().map(|(k, v)| (k.as_str(), v))
+    }
+}
+
+impl std::fmt::Debug for StoreSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreSet")
+            .field("default", &self.default)
+            .field("stores", &self.stores.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
