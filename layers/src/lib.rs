@@ -46,7 +46,7 @@ pub mod notifier;
 pub mod patch;
 pub mod policy;
 pub mod quota;
-mod request;
+pub mod request;
 pub mod store;
 
 pub use context::{Credentials, Identity, RequestContext};

@@ -1,1 +1,18 @@
+//! The schema of the image service, as sea-orm migrations that run unchanged on
+//! SQLite, PostgreSQL and MySQL/MariaDB.
+//!
+//! Timestamps are stored as integer microseconds since the epoch: every backend
+//! orders and compares them exactly, which list markers rely on.
 
+pub use sea_orm_migration::prelude::*;
+
+mod m20261124_000001_create_images;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261124_000001_create_images::Migration)]
+    }
+}

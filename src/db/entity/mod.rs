@@ -1,0 +1,7 @@
+//! sea-orm entities, one file per table (see `migrations/`).
+
+pub mod image;
+pub mod location;
+pub mod member;
+pub mod property;
+pub mod tag;

@@ -1,0 +1,532 @@
+//! Image records in SQL: load, save, and the compare-and-swap status updates the
+//! upload state machine relies on.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use glance_layers::image::Location;
+use glance_layers::quota::Usage;
+use glance_layers::{Image, ImageError, ImageStatus, Member, MemberStatus, StoredData};
+use sea_orm::sea_query::{Expr, SimpleExpr};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
+};
+
+use super::entity::{image, location, member, property, tag};
+use super::{db_error, from_micros, to_micros};
+
+type Result<T> = std::result::Result<T, ImageError>;
+
+/// Queries over the image tables. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Repo {
+    db: DatabaseConnection,
+}
+
+fn image_from_row(row: image::Model) -> Image {
+    Image {
+        status: row.status.parse().unwrap_or(ImageStatus::Killed),
+        visibility: row
+            .visibility
+            .parse()
+            .unwrap_or(glance_layers::Visibility::Private),
+        id: row.id,
+        name: row.name,
+        protected: row.protected,
+        os_hidden: row.os_hidden,
+        checksum: row.checksum,
+        os_hash_algo: row.os_hash_algo,
+        os_hash_value: row.os_hash_value,
+        min_disk: row.min_disk,
+        min_ram: row.min_ram,
+        size: row.size,
+        virtual_size: row.virtual_size,
+        container_format: row.container_format,
+        disk_format: row.disk_format,
+        owner: row.owner,
+        created_at: from_micros(row.created_at),
+        updated_at: from_micros(row.updated_at),
+        deleted_at: row.deleted_at.map(from_micros),
+        tags: BTreeSet::new(),
+        properties: BTreeMap::new(),
+        locations: Vec::new(),
+    }
+}
+
+fn member_from_row(row: member::Model) -> Member {
+    Member {
+        image_id: row.image_id,
+        member_id: row.member,
+        status: row.status.parse().unwrap_or(MemberStatus::Pending),
+        created_at: from_micros(row.created_at),
+        updated_at: from_micros(row.updated_at),
+    }
+}
+
+impl Repo {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Repo { db }
+    }
+
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Whether an image with this id was ever created (deleted ones included: Glance
+    /// never reuses an id).
+    pub async fn id_taken(&self, id: &str) -> Result<bool> {
+        Ok(image::Entity::find_by_id(id.to_string())
+            .one(&self.db)
+            .await
+            .map_err(db_error)?
+            .is_some())
+    }
+
+    pub async fn insert(&self, img: &Image) -> Result<()> {
+        let txn = self.db.begin().await.map_err(db_error)?;
+        image::Entity::insert(image::ActiveModel {
+            id: Set(img.id.clone()),
+            name: Set(img.name.clone()),
+            status: Set(img.status.as_str().into()),
+            visibility: Set(img.visibility.as_str().into()),
+            protected: Set(img.protected),
+            os_hidden: Set(img.os_hidden),
+            checksum: Set(img.checksum.clone()),
+            os_hash_algo: Set(img.os_hash_algo.clone()),
+            os_hash_value: Set(img.os_hash_value.clone()),
+            min_disk: Set(img.min_disk),
+            min_ram: Set(img.min_ram),
+            size: Set(img.size),
+            virtual_size: Set(img.virtual_size),
+            container_format: Set(img.container_format.clone()),
+            disk_format: Set(img.disk_format.clone()),
+            owner: Set(img.owner.clone()),
+            created_at: Set(to_micros(img.created_at)),
+            updated_at: Set(to_micros(img.updated_at)),
+            deleted: Set(false),
+            deleted_at: Set(None),
+        })
+        .exec_without_returning(&txn)
+        .await
+        .map_err(db_error)?;
+        insert_properties(&txn, &img.id, img.properties.iter()).await?;
+        insert_tags(&txn, &img.id, img.tags.iter()).await?;
+        txn.commit().await.map_err(db_error)
+    }
+
+    /// The live (not deleted) image with this id, with its properties, tags and
+    /// locations.
+    pub async fn get(&self, id: &str) -> Result<Option<Image>> {
+        let row = image::Entity::find_by_id(id.to_string())
+            .filter(image::Column::Deleted.eq(false))
+            .one(&self.db)
+            .await
+            .map_err(db_error)?;
+        match row {
+            Some(row) => Ok(self.hydrate(vec![row]).await?.pop()),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether the image exists but is deleted.
+    pub async fn is_deleted(&self, id: &str) -> Result<bool> {
+        Ok(image::Entity::find_by_id(id.to_string())
+            .one(&self.db)
+            .await
+            .map_err(db_error)?
+            .is_some_and(|r| r.deleted))
+    }
+
+    /// Loads the properties, tags and locations of many images in three queries.
+    pub(crate) async fn hydrate(&self, rows: Vec<image::Model>) -> Result<Vec<Image>> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        let mut images: Vec<Image> = rows.into_iter().map(image_from_row).collect();
+        let index: HashMap<String, usize> = ids
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, id)| (id, i))
+            .collect();
+        let props = property::Entity::find()
+            .filter(property::Column::ImageId.is_in(ids.clone()))
+            .all(&self.db)
+            .await
+            .map_err(db_error)?;
+        for p in props {
+            if let Some(&i) = index.get(&p.image_id) {
+                images[i].properties.insert(p.name, p.value);
+            }
+        }
+        let tags = tag::Entity::find()
+            .filter(tag::Column::ImageId.is_in(ids.clone()))
+            .all(&self.db)
+            .await
+            .map_err(db_error)?;
+        for t in tags {
+            if let Some(&i) = index.get(&t.image_id) {
+                images[i].tags.insert(t.value);
+            }
+        }
+        let locations = location::Entity::find()
+            .filter(location::Column::ImageId.is_in(ids))
+            .filter(location::Column::Status.eq("active"))
+            .order_by_asc(location::Column::Id)
+            .all(&self.db)
+            .await
+            .map_err(db_error)?;
+        for l in locations {
+            if let Some(&i) = index.get(&l.image_id) {
+                let metadata = serde_json::from_str(&l.metadata).unwrap_or_default();
+                images[i].locations.push(Location {
+                    url: l.url,
+                    metadata,
+                });
+            }
+        }
+        Ok(images)
+    }
+
+    /// Saves what a PATCH (or a tag change) may alter, if the image is still in the
+    /// status it was read in. Returns false when it moved on meanwhile.
+    pub async fn update(&self, before: &Image, after: &Image) -> Result<bool> {
+        let txn = self.db.begin().await.map_err(db_error)?;
+        let res = image::Entity::update_many()
+            .col_expr(image::Column::Name, Expr::value(after.name.clone()))
+            .col_expr(
+                image::Column::Visibility,
+                Expr::value(after.visibility.as_str()),
+            )
+            .col_expr(image::Column::Protected, Expr::value(after.protected))
+            .col_expr(image::Column::OsHidden, Expr::value(after.os_hidden))
+            .col_expr(image::Column::MinDisk, Expr::value(after.min_disk))
+            .col_expr(image::Column::MinRam, Expr::value(after.min_ram))
+            .col_expr(
+                image::Column::ContainerFormat,
+                Expr::value(after.container_format.clone()),
+            )
+            .col_expr(
+                image::Column::DiskFormat,
+                Expr::value(after.disk_format.clone()),
+            )
+            .col_expr(image::Column::Owner, Expr::value(after.owner.clone()))
+            .col_expr(image::Column::Status, Expr::value(after.status.as_str()))
+            .col_expr(
+                image::Column::UpdatedAt,
+                Expr::value(to_micros(after.updated_at)),
+            )
+            .filter(image::Column::Id.eq(&before.id))
+            .filter(image::Column::Status.eq(before.status.as_str()))
+            .filter(image::Column::Deleted.eq(false))
+            .exec(&txn)
+            .await
+            .map_err(db_error)?;
+        if res.rows_affected != 1 {
+            return Ok(false);
+        }
+        let gone: Vec<String> = before
+            .properties
+            .iter()
+            .filter(|(k, v)| after.properties.get(*k) != Some(*v))
+            .map(|(k, _)| k.clone())
+            .collect();
+        if !gone.is_empty() {
+            property::Entity::delete_many()
+                .filter(property::Column::ImageId.eq(&before.id))
+                .filter(property::Column::Name.is_in(gone))
+                .exec(&txn)
+                .await
+                .map_err(db_error)?;
+        }
+        let added = after
+            .properties
+            .iter()
+            .filter(|(k, v)| before.properties.get(*k) != Some(*v));
+        insert_properties(&txn, &before.id, added).await?;
+        let removed_tags: Vec<String> = before.tags.difference(&after.tags).cloned().collect();
+        if !removed_tags.is_empty() {
+            tag::Entity::delete_many()
+                .filter(tag::Column::ImageId.eq(&before.id))
+                .filter(tag::Column::Value.is_in(removed_tags))
+                .exec(&txn)
+                .await
+                .map_err(db_error)?;
+        }
+        insert_tags(&txn, &before.id, after.tags.difference(&before.tags)).await?;
+        txn.commit().await.map_err(db_error)?;
+        Ok(true)
+    }
+
+    /// `from → to` if the image is in `from`; returns whether it happened. Going back
+    /// to `queued` clears the data attributes, as Glance does.
+    pub async fn transition(&self, id: &str, from: ImageStatus, to: ImageStatus) -> Result<bool> {
+        let mut update = image::Entity::update_many()
+            .col_expr(image::Column::Status, Expr::value(to.as_str()))
+            .col_expr(
+                image::Column::UpdatedAt,
+                Expr::value(to_micros(chrono::Utc::now())),
+            );
+        if to == ImageStatus::Queued {
+            update = update
+                .col_expr(image::Column::Size, Expr::value(Option::<i64>::None))
+                .col_expr(image::Column::VirtualSize, Expr::value(Option::<i64>::None))
+                .col_expr(image::Column::Checksum, Expr::value(Option::<String>::None))
+                .col_expr(
+                    image::Column::OsHashAlgo,
+                    Expr::value(Option::<String>::None),
+                )
+                .col_expr(
+                    image::Column::OsHashValue,
+                    Expr::value(Option::<String>::None),
+                );
+        }
+        let res = update
+            .filter(image::Column::Id.eq(id))
+            .filter(image::Column::Status.eq(from.as_str()))
+            .filter(image::Column::Deleted.eq(false))
+            .exec(&self.db)
+            .await
+            .map_err(db_error)?;
+        Ok(res.rows_affected == 1)
+    }
+
+    /// `saving → active` with the stored data's attributes and location, atomically.
+    pub async fn finish_upload(
+        &self,
+        id: &str,
+        stored: &StoredData,
+        virtual_size: Option<i64>,
+    ) -> Result<bool> {
+        let now = to_micros(chrono::Utc::now());
+        let txn = self.db.begin().await.map_err(db_error)?;
+        let res = image::Entity::update_many()
+            .col_expr(
+                image::Column::Status,
+                Expr::value(ImageStatus::Active.as_str()),
+            )
+            .col_expr(image::Column::Size, Expr::value(stored.size as i64))
+            .col_expr(image::Column::VirtualSize, Expr::value(virtual_size))
+            .col_expr(
+                image::Column::Checksum,
+                Expr::value(stored.checksum.clone()),
+            )
+            .col_expr(
+                image::Column::OsHashAlgo,
+                Expr::value(stored.os_hash_algo.clone()),
+            )
+            .col_expr(
+                image::Column::OsHashValue,
+                Expr::value(stored.os_hash_value.clone()),
+            )
+            .col_expr(image::Column::UpdatedAt, Expr::value(now))
+            .filter(image::Column::Id.eq(id))
+            .filter(image::Column::Status.eq(ImageStatus::Saving.as_str()))
+            .filter(image::Column::Deleted.eq(false))
+            .exec(&txn)
+            .await
+            .map_err(db_error)?;
+        if res.rows_affected != 1 {
+            return Ok(false);
+        }
+        location::Entity::insert(location::ActiveModel {
+            image_id: Set(id.to_string()),
+            url: Set(stored.location.url.clone()),
+            metadata: Set(serde_json::Value::Object(stored.location.metadata.clone()).to_string()),
+            status: Set("active".into()),
+            created_at: Set(now),
+            ..Default::default()
+        })
+        .exec_without_returning(&txn)
+        .await
+        .map_err(db_error)?;
+        txn.commit().await.map_err(db_error)?;
+        Ok(true)
+    }
+
+    /// Marks the image deleted if it is still in `from`; returns whether it was.
+    pub async fn soft_delete(
+        &self,
+        id: &str,
+        from: ImageStatus,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool> {
+        let txn = self.db.begin().await.map_err(db_error)?;
+        let res = image::Entity::update_many()
+            .col_expr(
+                image::Column::Status,
+                Expr::value(ImageStatus::Deleted.as_str()),
+            )
+            .col_expr(image::Column::Deleted, Expr::value(true))
+            .col_expr(image::Column::DeletedAt, Expr::value(to_micros(at)))
+            .col_expr(image::Column::UpdatedAt, Expr::value(to_micros(at)))
+            .filter(image::Column::Id.eq(id))
+            .filter(image::Column::Status.eq(from.as_str()))
+            .filter(image::Column::Deleted.eq(false))
+            .exec(&txn)
+            .await
+            .map_err(db_error)?;
+        if res.rows_affected == 1 {
+            location::Entity::update_many()
+                .col_expr(location::Column::Status, Expr::value("deleted"))
+                .filter(location::Column::ImageId.eq(id))
+                .exec(&txn)
+                .await
+                .map_err(db_error)?;
+        }
+        txn.commit().await.map_err(db_error)?;
+        Ok(res.rows_affected == 1)
+    }
+
+    pub async fn members(&self, image_id: &str) -> Result<Vec<Member>> {
+        Ok(member::Entity::find()
+            .filter(member::Column::ImageId.eq(image_id))
+            .order_by_asc(member::Column::CreatedAt)
+            .all(&self.db)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(member_from_row)
+            .collect())
+    }
+
+    pub async fn member(&self, image_id: &str, member_id: &str) -> Result<Option<Member>> {
+        Ok(
+            member::Entity::find_by_id((image_id.to_string(), member_id.to_string()))
+                .one(&self.db)
+                .await
+                .map_err(db_error)?
+                .map(member_from_row),
+        )
+    }
+
+    pub async fn member_count(&self, image_id: &str) -> Result<u64> {
+        Ok(member::Entity::find()
+            .filter(member::Column::ImageId.eq(image_id))
+            .count_rows(&self.db)
+            .await?)
+    }
+
+    pub async fn insert_member(&self, m: &Member) -> Result<()> {
+        member::Entity::insert(member::ActiveModel {
+            image_id: Set(m.image_id.clone()),
+            member: Set(m.member_id.clone()),
+            status: Set(m.status.as_str().into()),
+            created_at: Set(to_micros(m.created_at)),
+            updated_at: Set(to_micros(m.updated_at)),
+        })
+        .exec_without_returning(&self.db)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    pub async fn update_member(&self, m: &Member) -> Result<bool> {
+        let res = member::Entity::update_many()
+            .col_expr(member::Column::Status, Expr::value(m.status.as_str()))
+            .col_expr(
+                member::Column::UpdatedAt,
+                Expr::value(to_micros(m.updated_at)),
+            )
+            .filter(member::Column::ImageId.eq(&m.image_id))
+            .filter(member::Column::Member.eq(&m.member_id))
+            .exec(&self.db)
+            .await
+            .map_err(db_error)?;
+        Ok(res.rows_affected == 1)
+    }
+
+    pub async fn delete_member(&self, image_id: &str, member_id: &str) -> Result<bool> {
+        let res = member::Entity::delete_many()
+            .filter(member::Column::ImageId.eq(image_id))
+            .filter(member::Column::Member.eq(member_id))
+            .exec(&self.db)
+            .await
+            .map_err(db_error)?;
+        Ok(res.rows_affected == 1)
+    }
+
+    /// A project's image count and stored bytes, counting what Glance counts.
+    pub async fn usage(&self, project_id: &str) -> Result<Usage> {
+        let live = || {
+            image::Entity::find()
+                .filter(image::Column::Owner.eq(project_id))
+                .filter(image::Column::Deleted.eq(false))
+                .filter(image::Column::Status.ne(ImageStatus::Killed.as_str()))
+        };
+        let image_count = live().count_rows(&self.db).await?;
+        let total: Option<Option<i64>> = live()
+            .select_only()
+            .column_as(
+                SimpleExpr::from(sea_orm::sea_query::Func::sum(Expr::col(
+                    image::Column::Size,
+                ))),
+                "total",
+            )
+            .into_tuple()
+            .one(&self.db)
+            .await
+            .map_err(db_error)?;
+        Ok(Usage {
+            image_count,
+            image_size_total: total.flatten().unwrap_or(0).max(0) as u64,
+        })
+    }
+}
+
+/// `count()` through sea-orm's paginator, with our error mapping.
+trait CountRows {
+    async fn count_rows(self, db: &DatabaseConnection) -> Result<u64>;
+}
+
+impl<E: EntityTrait> CountRows for sea_orm::Select<E>
+where
+    E::Model: Send + Sync,
+{
+    async fn count_rows(self, db: &DatabaseConnection) -> Result<u64> {
+        use sea_orm::PaginatorTrait;
+        self.count(db).await.map_err(db_error)
+    }
+}
+
+async fn insert_properties<'a, C: ConnectionTrait>(
+    conn: &C,
+    image_id: &str,
+    props: impl Iterator<Item = (&'a String, &'a String)>,
+) -> Result<()> {
+    let rows: Vec<property::ActiveModel> = props
+        .map(|(k, v)| property::ActiveModel {
+            image_id: Set(image_id.to_string()),
+            name: Set(k.clone()),
+            value: Set(v.clone()),
+        })
+        .collect();
+    if !rows.is_empty() {
+        property::Entity::insert_many(rows)
+            .exec_without_returning(conn)
+            .await
+            .map_err(db_error)?;
+    }
+    Ok(())
+}
+
+async fn insert_tags<'a, C: ConnectionTrait>(
+    conn: &C,
+    image_id: &str,
+    tags: impl Iterator<Item = &'a String>,
+) -> Result<()> {
+    let rows: Vec<tag::ActiveModel> = tags
+        .map(|t| tag::ActiveModel {
+            image_id: Set(image_id.to_string()),
+            value: Set(t.clone()),
+        })
+        .collect();
+    if !rows.is_empty() {
+        tag::Entity::insert_many(rows)
+            .exec_without_returning(conn)
+            .await
+            .map_err(db_error)?;
+    }
+    Ok(())
+}

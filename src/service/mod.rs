@@ -1,0 +1,461 @@
+//! The core `ImageService`: image records, the status state machine, tags and
+//! members, over the database. The innermost service of the domain stack.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use async_trait::async_trait;
+use chrono::Utc;
+use glance_layers::patch::{self, Attribute};
+use glance_layers::policy::{ImageLookup, PolicyTarget};
+use glance_layers::quota::{Usage, UsageSource};
+use glance_layers::{
+    BoxFuture, Image, ImageError, ImagePage, ImageRequest, ImageResponse, ImageStatus, Member,
+    MemberStatus, NewImage, Operation, RequestContext, StoredData, Visibility,
+};
+use tower::Service;
+
+use crate::db::Repo;
+use crate::db::list::Scope;
+
+/// Glance's per-image count limits (`image_property_quota` etc.); negative is
+/// unlimited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageLimits {
+    pub image_property_quota: i64,
+    pub image_tag_quota: i64,
+    pub image_member_quota: i64,
+}
+
+impl Default for ImageLimits {
+    fn default() -> Self {
+        ImageLimits {
+            image_property_quota: 128,
+            image_tag_quota: 128,
+            image_member_quota: 128,
+        }
+    }
+}
+
+/// The core service. Cheap to clone.
+#[derive(Clone)]
+pub struct ImageCore {
+    repo: Repo,
+    limits: Arc<ImageLimits>,
+}
+
+type Result<T> = std::result::Result<T, ImageError>;
+
+fn over_quota(what: &str, attempted: usize, max: i64) -> Result<()> {
+    if max >= 0 && attempted as i64 > max {
+        return Err(ImageError::TooLarge(format!(
+            "Maximum number of {what} exceeded. Attempted: {attempted}, Maximum: {max}"
+        )));
+    }
+    Ok(())
+}
+
+impl ImageCore {
+    pub fn new(repo: Repo, limits: ImageLimits) -> Self {
+        ImageCore {
+            repo,
+            limits: Arc::new(limits),
+        }
+    }
+
+    async fn image(&self, id: &str) -> Result<Image> {
+        self.repo
+            .get(id)
+            .await?
+            .ok_or_else(|| ImageError::not_found(id))
+    }
+
+    fn check_counts(&self, image: &Image) -> Result<()> {
+        let props = image
+            .properties
+            .keys()
+            .filter(|k| !k.starts_with(patch::RESERVED_NAMESPACE))
+            .count();
+        over_quota("image properties", props, self.limits.image_property_quota)?;
+        over_quota("tags", image.tags.len(), self.limits.image_tag_quota)
+    }
+
+    async fn handle(&self, req: ImageRequest) -> Result<ImageResponse> {
+        let ImageRequest { ctx, op } = req;
+        match op {
+            Operation::Create(new) => self.create(&ctx, new).await.map(ImageResponse::image),
+            Operation::Get { id } => self.image(&id).await.map(ImageResponse::image),
+            Operation::List(q) => {
+                let scope = Scope {
+                    project: ctx.project_id(),
+                    is_admin: ctx.is_admin(),
+                };
+                let images = self.repo.list(&q, scope).await?;
+                Ok(ImageResponse::Images(ImagePage { images }))
+            }
+            Operation::Update { id, changes } => {
+                let before = self.image(&id).await?;
+                let mut after = before.clone();
+                patch::apply_changes(&mut after, &changes)?;
+                self.check_counts(&after)?;
+                self.save(before, after).await
+            }
+            Operation::Delete { id } => self.delete(&id).await,
+            Operation::AddTag { id, tag } => {
+                let before = self.image(&id).await?;
+                let mut after = before.clone();
+                after.tags.insert(patch::check_tag(&tag)?.to_string());
+                self.check_counts(&after)?;
+                self.save(before, after).await
+            }
+            Operation::DeleteTag { id, tag } => {
+                let before = self.image(&id).await?;
+                let mut after = before.clone();
+                if !after.tags.remove(&tag) {
+                    return Err(ImageError::NotFound(format!("Tag {tag} not found.")));
+                }
+                self.save(before, after).await
+            }
+            Operation::Deactivate { id } => {
+                self.toggle(
+                    &id,
+                    ImageStatus::Active,
+                    ImageStatus::Deactivated,
+                    "deactivate",
+                )
+                .await
+            }
+            Operation::Reactivate { id } => {
+                self.toggle(
+                    &id,
+                    ImageStatus::Deactivated,
+                    ImageStatus::Active,
+                    "reactivate",
+                )
+                .await
+            }
+            Operation::ListMembers { id } => self.list_members(&ctx, &id).await,
+            Operation::AddMember { id, member_id } => self.add_member(&id, member_id).await,
+            Operation::GetMember { id, member_id } => {
+                let image = self.image(&id).await?;
+                let caller_sees_all = ctx.is_admin()
+                    || (image.owner.is_some() && image.owner.as_deref() == ctx.project_id());
+                if !caller_sees_all && ctx.project_id() != Some(member_id.as_str()) {
+                    return Err(member_not_found(&id, &member_id));
+                }
+                self.member(&id, &member_id)
+                    .await
+                    .map(ImageResponse::Member)
+            }
+            Operation::UpdateMember {
+                id,
+                member_id,
+                status,
+            } => {
+                self.image(&id).await?;
+                let mut member = self.member(&id, &member_id).await?;
+                member.status = status;
+                member.updated_at = Utc::now();
+                if !self.repo.update_member(&member).await? {
+                    return Err(member_not_found(&id, &member_id));
+                }
+                Ok(ImageResponse::Member(member))
+            }
+            Operation::DeleteMember { id, member_id } => {
+                self.image(&id).await?;
+                let member = self.member(&id, &member_id).await?;
+                if !self.repo.delete_member(&id, &member_id).await? {
+                    return Err(member_not_found(&id, &member_id));
+                }
+                Ok(ImageResponse::Member(member))
+            }
+            Operation::BeginUpload { id } => self.begin_upload(&id).await,
+            Operation::FinishUpload { id, stored } => self.finish_upload(&id, &stored).await,
+            Operation::AbortUpload { id } => {
+                if self
+                    .repo
+                    .transition(&id, ImageStatus::Saving, ImageStatus::Queued)
+                    .await?
+                {
+                    return self.image(&id).await.map(ImageResponse::image);
+                }
+                let image = self.image(&id).await?;
+                Err(ImageError::Conflict(format!(
+                    "Image status transition from {} to queued is not allowed",
+                    image.status
+                )))
+            }
+            op => Err(ImageError::BadRequest(format!(
+                "The operation {} is not supported by this server.",
+                op.name()
+            ))),
+        }
+    }
+
+    async fn create(&self, ctx: &RequestContext, new: NewImage) -> Result<Image> {
+        let id = new
+            .id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        if self.repo.id_taken(&id).await? {
+            return Err(ImageError::Conflict(format!(
+                "Image ID {id} already exists!"
+            )));
+        }
+        let mut image = Image::new(id, Utc::now());
+        image.owner = new.owner.or_else(|| ctx.project_id().map(str::to_string));
+        let attrs = [
+            new.name.map(|v| Attribute::Name(Some(v))),
+            new.visibility.map(Attribute::Visibility),
+            new.protected.map(Attribute::Protected),
+            new.os_hidden.map(Attribute::OsHidden),
+            new.min_disk.map(Attribute::MinDisk),
+            new.min_ram.map(Attribute::MinRam),
+            new.container_format
+                .map(|v| Attribute::ContainerFormat(Some(v))),
+            new.disk_format.map(|v| Attribute::DiskFormat(Some(v))),
+        ];
+        for attr in attrs.into_iter().flatten() {
+            patch::set_attribute(&mut image, attr)?;
+        }
+        image.tags = new.tags.into_iter().collect();
+        image.properties = new.properties;
+        self.check_counts(&image)?;
+        self.repo.insert(&image).await.map_err(|e| match e {
+            // Two creates with the same id raced past the check above.
+            ImageError::Internal(m) if m.to_lowercase().contains("unique") => {
+                ImageError::Conflict(format!("Image ID {} already exists!", image.id))
+            }
+            other => other,
+        })?;
+        Ok(image)
+    }
+
+    async fn save(&self, before: Image, mut after: Image) -> Result<ImageResponse> {
+        after.updated_at = Utc::now();
+        if !self.repo.update(&before, &after).await? {
+            return Err(ImageError::Conflict(format!(
+                "Image {} was changed by another request; try again.",
+                before.id
+            )));
+        }
+        Ok(ImageResponse::image(after))
+    }
+
+    async fn delete(&self, id: &str) -> Result<ImageResponse> {
+        let mut image =
+            self.repo.get(id).await?.ok_or_else(|| {
+                ImageError::NotFound(format!("Failed to find image {id} to delete"))
+            })?;
+        if image.protected {
+            return Err(ImageError::Forbidden(format!(
+                "Image {id} is protected and cannot be deleted."
+            )));
+        }
+        let now = Utc::now();
+        if !self.repo.soft_delete(id, image.status, now).await? {
+            return Err(ImageError::Conflict(format!(
+                "Image {id} changed while it was being deleted; try again."
+            )));
+        }
+        image.status = ImageStatus::Deleted;
+        image.deleted_at = Some(now);
+        image.updated_at = now;
+        Ok(ImageResponse::image(image))
+    }
+
+    async fn toggle(
+        &self,
+        id: &str,
+        from: ImageStatus,
+        to: ImageStatus,
+        action: &str,
+    ) -> Result<ImageResponse> {
+        let image = self.image(id).await?;
+        if image.status == to {
+            return Ok(ImageResponse::image(image));
+        }
+        if image.status != from {
+            return Err(ImageError::Forbidden(format!(
+                "Not allowed to {action} image in status '{}'",
+                image.status
+            )));
+        }
+        if !self.repo.transition(id, from, to).await? {
+            return Err(ImageError::Conflict(format!(
+                "Image {id} changed while it was being {action}d; try again."
+            )));
+        }
+        self.image(id).await.map(ImageResponse::image)
+    }
+
+    async fn member(&self, id: &str, member_id: &str) -> Result<Member> {
+        self.repo
+            .member(id, member_id)
+            .await?
+            .ok_or_else(|| member_not_found(id, member_id))
+    }
+
+    async fn list_members(&self, ctx: &RequestContext, id: &str) -> Result<ImageResponse> {
+        let image = self.image(id).await?;
+        if image.visibility != Visibility::Shared {
+            return Err(ImageError::Forbidden(format!(
+                "Image {id} is not shared: Only shared images have members."
+            )));
+        }
+        let mut members = self.repo.members(id).await?;
+        let owner = image.owner.is_some() && image.owner.as_deref() == ctx.project_id();
+        if !(ctx.is_admin() || owner) {
+            members.retain(|m| Some(m.member_id.as_str()) == ctx.project_id());
+        }
+        Ok(ImageResponse::Members(members))
+    }
+
+    async fn add_member(&self, id: &str, member_id: String) -> Result<ImageResponse> {
+        let image = self.image(id).await?;
+        if image.visibility != Visibility::Shared {
+            return Err(ImageError::Forbidden(format!(
+                "Not allowed to create members for image {id}."
+            )));
+        }
+        if self.repo.member(id, &member_id).await?.is_some() {
+            return Err(ImageError::Conflict(format!(
+                "Member {member_id} is duplicated for image {id}"
+            )));
+        }
+        let count = self.repo.member_count(id).await? as usize;
+        over_quota("image members", count + 1, self.limits.image_member_quota)?;
+        let now = Utc::now();
+        let member = Member {
+            image_id: id.to_string(),
+            member_id,
+            status: MemberStatus::Pending,
+            created_at: now,
+            updated_at: now,
+        };
+        self.repo
+            .insert_member(&member)
+            .await
+            .map_err(|e| match e {
+                ImageError::Internal(_) => ImageError::Conflict(format!(
+                    "Member {} is duplicated for image {id}",
+                    member.member_id
+                )),
+                other => other,
+            })?;
+        Ok(ImageResponse::Member(member))
+    }
+
+    async fn begin_upload(&self, id: &str) -> Result<ImageResponse> {
+        let image = self.image(id).await?;
+        let missing: Vec<&str> = [
+            ("disk_format", image.disk_format.is_none()),
+            ("container_format", image.container_format.is_none()),
+        ]
+        .into_iter()
+        .filter_map(|(name, unset)| unset.then_some(name))
+        .collect();
+        match missing.as_slice() {
+            [] => {}
+            [one] => {
+                return Err(ImageError::BadRequest(format!(
+                    "Property {one} must be set prior to saving data."
+                )));
+            }
+            many => {
+                return Err(ImageError::BadRequest(format!(
+                    "Properties {} must be set prior to saving data.",
+                    many.join(", ")
+                )));
+            }
+        }
+        let conflict = |status: ImageStatus| {
+            ImageError::Conflict(format!(
+                "Image status transition from {status} to saving is not allowed"
+            ))
+        };
+        if image.status != ImageStatus::Queued {
+            return Err(conflict(image.status));
+        }
+        if !self
+            .repo
+            .transition(id, ImageStatus::Queued, ImageStatus::Saving)
+            .await?
+        {
+            let now = self.image(id).await?;
+            return Err(conflict(now.status));
+        }
+        let mut image = image;
+        image.status = ImageStatus::Saving;
+        Ok(ImageResponse::image(image))
+    }
+
+    async fn finish_upload(&self, id: &str, stored: &StoredData) -> Result<ImageResponse> {
+        let image = self.image(id).await;
+        // Raw data is its own virtual size; other formats need inspection, which is
+        // not built yet, so they get none (as Glance does when inspection fails).
+        let virtual_size = match &image {
+            Ok(i) if i.disk_format.as_deref() == Some("raw") && stored.size > 0 => {
+                Some(stored.size as i64)
+            }
+            _ => None,
+        };
+        if self.repo.finish_upload(id, stored, virtual_size).await? {
+            return self.image(id).await.map(ImageResponse::image);
+        }
+        if image.is_err() || self.repo.is_deleted(id).await? {
+            return Err(ImageError::Gone(format!(
+                "Image {id} could not be found after upload. The image may have been deleted during the upload."
+            )));
+        }
+        Err(ImageError::Conflict(format!(
+            "Image {id} changed status during the upload."
+        )))
+    }
+}
+
+fn member_not_found(id: &str, member_id: &str) -> ImageError {
+    ImageError::NotFound(format!(
+        "{member_id} not found in the member list of the image {id}."
+    ))
+}
+
+impl Service<ImageRequest> for ImageCore {
+    type Response = ImageResponse;
+    type Error = ImageError;
+    type Future = BoxFuture<Result<ImageResponse>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: ImageRequest) -> Self::Future {
+        let core = self.clone();
+        Box::pin(async move { core.handle(req).await })
+    }
+}
+
+#[async_trait]
+impl ImageLookup for ImageCore {
+    async fn lookup(&self, id: &str, project_id: Option<&str>) -> Result<Option<PolicyTarget>> {
+        let Some(image) = self.repo.get(id).await? else {
+            return Ok(None);
+        };
+        let member = match project_id {
+            Some(p)
+                if image.owner.as_deref() != Some(p) && image.visibility == Visibility::Shared =>
+            {
+                self.repo.member(id, p).await?
+            }
+            _ => None,
+        };
+        Ok(Some(PolicyTarget { image, member }))
+    }
+}
+
+#[async_trait]
+impl UsageSource for ImageCore {
+    async fn usage(&self, project_id: &str) -> Result<Usage> {
+        self.repo.usage(project_id).await
+    }
+}
