@@ -1,2 +1,15 @@
+//! The server of a Glance-compatible image service: the Images API v2 over a tower
+//! stack of domain layers (see the `glance-layers` crate), sea-orm for records and
+//! pluggable stores for data. `app` assembles it all from `config`; `main.rs` is a
+//! thin CLI over `app` and `server`.
+
+pub mod api;
+pub mod app;
+pub mod config;
 pub mod db;
+pub mod http;
+pub mod notify;
+pub mod server;
 pub mod service;
+pub mod store;
+pub mod telemetry;

@@ -1,1 +1,109 @@
-fn main() {}
+//! `glance-api`: run the image service (`serve`) or bring its database schema up to
+//! date (`migrate`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use glance_api::app::AppBuilder;
+use glance_api::config::{Config, Overrides};
+use glance_api::server::{self, ServerOptions};
+
+#[derive(Parser)]
+#[command(version, about = "A Glance-compatible Images API v2 server")]
+struct Cli {
+    /// TOML configuration file (sections and keys as in glance-api.conf).
+    #[arg(long, global = true, env = "GLANCE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on, e.g. 127.0.0.1:9292.
+    #[arg(long, global = true)]
+    bind: Option<String>,
+    /// Directory of the embedded defaults (SQLite database, file store, logs).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API server (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("install the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let overrides = Overrides {
+        bind: cli.bind,
+        data_dir: cli.data_dir,
+    };
+    let config = match Config::load(cli.config.as_deref(), std::env::vars(), &overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("glance-api: configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let _guard = glance_api::telemetry::init(&config.telemetry);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Migrate => {
+            if let Err(e) = std::fs::create_dir_all(&config.default.data_dir) {
+                eprintln!("glance-api: data dir: {e}");
+                return ExitCode::FAILURE;
+            }
+            match glance_api::db::migrate(&config.database_url()).await {
+                Ok(()) => {
+                    tracing::info!("database schema is up to date");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("glance-api: migrate: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Serve => {
+            let bind = config.default.bind.clone();
+            let options = ServerOptions {
+                header_read_timeout: Duration::from_secs(config.default.header_read_timeout),
+                ..ServerOptions::default()
+            };
+            let app = match AppBuilder::new(config).build().await {
+                Ok(app) => app,
+                Err(e) => {
+                    eprintln!("glance-api: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let listener = match tokio::net::TcpListener::bind(&bind).await {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("glance-api: bind {bind}: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            tracing::info!(address = %bind, "serving the Images API v2");
+            server::run(listener, app.http, options, shutdown_signal()).await;
+            ExitCode::SUCCESS
+        }
+    }
+}

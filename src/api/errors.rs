@@ -1,0 +1,218 @@
+//! The one place where domain errors become HTTP: Glance's status codes and
+//! webob's error bodies (HTML, JSON or plain text, chosen by `Accept`).
+
+use glance_layers::ImageError;
+use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+
+use super::body::{ApiBody, full};
+
+/// The status a domain error maps to.
+pub fn status_of(err: &ImageError) -> StatusCode {
+    match err {
+        ImageError::BadRequest(_) | ImageError::ClientGone => StatusCode::BAD_REQUEST,
+        ImageError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+        ImageError::Forbidden(_) => StatusCode::FORBIDDEN,
+        ImageError::NotFound(_) => StatusCode::NOT_FOUND,
+        ImageError::Conflict(_) => StatusCode::CONFLICT,
+        ImageError::Gone(_) => StatusCode::GONE,
+        ImageError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        ImageError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ImageError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+        ImageError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        ImageError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// webob's titles, which differ from today's reason phrases in places.
+fn title(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        413 => "Request Entity Too Large",
+        416 => "Requested Range Not Satisfiable",
+        s => StatusCode::from_u16(s)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("Error"),
+    }
+}
+
+/// The message a client sees for an error.
+fn explanation(err: &ImageError) -> String {
+    match err {
+        ImageError::Internal(_) => {
+            "The server has either erred or is incapable of performing the requested operation."
+                .into()
+        }
+        ImageError::RangeNotSatisfiable { .. } => "The Range requested is not available.".into(),
+        other => other.to_string(),
+    }
+}
+
+/// The error response for `err`, in the format the request's `Accept` asks for.
+pub fn error_response(err: &ImageError, request_headers: &HeaderMap) -> Response<ApiBody> {
+    let status = status_of(err);
+    if let ImageError::Internal(cause) = err {
+        tracing::error!(%cause, "internal error");
+    }
+    let mut resp = webob_error(status, &explanation(err), request_headers);
+    if status == StatusCode::UNAUTHORIZED {
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Keystone uri=\"\""),
+        );
+    }
+    resp
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Html,
+    Json,
+    Plain,
+}
+
+/// webob picks the best of `text/html` and `application/json` by the client's
+/// q-values (HTML on a tie) and falls back to plain text; no header means plain.
+fn negotiate(headers: &HeaderMap) -> Format {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return Format::Plain;
+    };
+    let mut html = 0.0f32;
+    let mut json = 0.0f32;
+    for item in accept.split(',') {
+        let mut parts = item.split(';');
+        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.trim().strip_prefix("q="))
+            .find_map(|q| q.parse::<f32>().ok())
+            .unwrap_or(1.0);
+        match media.as_str() {
+            "*/*" => {
+                html = html.max(q);
+                json = json.max(q);
+            }
+            "text/*" | "text/html" => html = html.max(q),
+            "application/*" | "application/json" => json = json.max(q),
+            _ => {}
+        }
+    }
+    match (html, json) {
+        (h, j) if h <= 0.0 && j <= 0.0 => Format::Plain,
+        (h, j) if h >= j => Format::Html,
+        _ => Format::Json,
+    }
+}
+
+fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// An error page exactly as webob renders `HTTPException(explanation=...)`.
+pub fn webob_error(
+    status: StatusCode,
+    explanation: &str,
+    request_headers: &HeaderMap,
+) -> Response<ApiBody> {
+    let status_line = format!("{} {}", status.as_u16(), title(status));
+    let (content_type, body) = match negotiate(request_headers) {
+        Format::Html => (
+            "text/html; charset=UTF-8",
+            format!(
+                "<html>\n <head>\n  <title>{status_line}</title>\n </head>\n <body>\n  <h1>{status_line}</h1>\n  {}<br /><br />\n\n\n\n </body>\n</html>",
+                html_escape(explanation)
+            ),
+        ),
+        Format::Json => (
+            "application/json",
+            String::from_utf8(super::json::to_vec(&serde_json::json!({
+                "message": format!("{explanation}<br /><br />\n\n\n"),
+                "code": status_line,
+                "title": title(status),
+            })))
+            .unwrap_or_default(),
+        ),
+        Format::Plain => (
+            "text/plain; charset=UTF-8",
+            format!(
+                "{status_line}\n\n{}\n\n   ",
+                explanation.replace(['\n', '\r'], " ")
+            ),
+        ),
+    };
+    let mut resp = Response::new(full(body));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    async fn render(err: ImageError, accept: Option<&str>) -> (StatusCode, String, String) {
+        let mut h = HeaderMap::new();
+        if let Some(a) = accept {
+            h.insert(header::ACCEPT, HeaderValue::from_str(a).unwrap());
+        }
+        let resp = error_response(&err, &h);
+        let status = resp.status();
+        let ct = resp.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, ct, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn bodies_match_webob_byte_for_byte() {
+        let err = || ImageError::Forbidden("Attribute 'status' is read-only.".into());
+        let (s, ct, html) = render(err(), Some("*/*")).await;
+        assert_eq!(s, 403);
+        assert_eq!(ct, "text/html; charset=UTF-8");
+        assert_eq!(
+            html,
+            "<html>\n <head>\n  <title>403 Forbidden</title>\n </head>\n <body>\n  <h1>403 Forbidden</h1>\n  Attribute &#x27;status&#x27; is read-only.<br /><br />\n\n\n\n </body>\n</html>"
+        );
+        let (_, ct, json) = render(err(), Some("application/json")).await;
+        assert_eq!(ct, "application/json");
+        assert_eq!(
+            json,
+            r#"{"message": "Attribute 'status' is read-only.<br /><br />\n\n\n", "code": "403 Forbidden", "title": "Forbidden"}"#
+        );
+        let (_, ct, plain) = render(err(), None).await;
+        assert_eq!(ct, "text/plain; charset=UTF-8");
+        assert_eq!(
+            plain,
+            "403 Forbidden\n\nAttribute 'status' is read-only.\n\n   "
+        );
+        let (_, _, tie) = render(err(), Some("application/json, text/html")).await;
+        assert!(tie.starts_with("<html>"));
+        let (_, _, plain2) = render(err(), Some("image/png")).await;
+        assert!(plain2.starts_with("403 Forbidden\n\n"));
+    }
+
+    #[tokio::test]
+    async fn internal_causes_are_not_shown() {
+        let (s, _, body) = render(
+            ImageError::Internal("password=hunter2".into()),
+            Some("application/json"),
+        )
+        .await;
+        assert_eq!(s, 500);
+        assert!(!body.contains("hunter2"));
+    }
+}

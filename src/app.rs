@@ -1,0 +1,209 @@
+//! The one place the service is assembled from configuration: the domain stack
+//! (auth → notifier → policy → quota → location → core), the API over it, and the
+//! HTTP middleware around that.
+
+use std::any::Any;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use glance_layers::auth::{AuthLayer, Authenticator, NoAuth, TrustedHeaders};
+use glance_layers::location::LocationLayer;
+use glance_layers::location::digest::HashAlgo;
+use glance_layers::notifier::{EventSink, NotifierLayer};
+use glance_layers::policy::{PolicyLayer, PolicyRules, rules::RuleSet};
+use glance_layers::quota::{QuotaLayer, QuotaLimits};
+use glance_layers::store::StoreSet;
+use glance_layers::{BoxImageService, ImageService};
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use tower::util::BoxCloneSyncService;
+use tower::{Layer, ServiceBuilder, ServiceExt};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::api::{Api, ApiBody, ApiConfig, REQUEST_ID, parse::PageLimits};
+use crate::config::{AuthMode, Config, NotificationDriver};
+use crate::db::Repo;
+use crate::http::request_id::RequestIdLayer;
+use crate::notify::{JsonLinesSink, NoopSink};
+use crate::service::{ImageCore, ImageLimits};
+use crate::store::FileStore;
+
+/// The whole HTTP service, type-erased, as the server runs it.
+pub type HttpService = BoxCloneSyncService<Request<Incoming>, Response<ApiBody>, Infallible>;
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("database: {0}")]
+    Database(#[from] sea_orm::DbErr),
+    #[error("image store: {0}")]
+    Store(std::io::Error),
+    #[error("notifications: {0}")]
+    Notifications(std::io::Error),
+}
+
+type Hook = Box<dyn FnOnce(BoxImageService) -> BoxImageService + Send>;
+
+/// Builds the service; `layer` adds a team's own domain layer.
+pub struct AppBuilder {
+    config: Config,
+    hooks: Vec<Hook>,
+}
+
+/// A built service and the parts tests and operators may want to reach.
+pub struct App {
+    pub http: HttpService,
+    pub config: Config,
+    pub policy: PolicyRules,
+}
+
+impl AppBuilder {
+    pub fn new(config: Config) -> Self {
+        AppBuilder {
+            config,
+            hooks: Vec::new(),
+        }
+    }
+
+    /// Adds a domain layer just inside auth, so it sees who is asking. Layers added
+    /// first are called first.
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: Layer<BoxImageService> + Send + 'static,
+        L::Service: ImageService,
+    {
+        self.hooks.push(Box::new(move |inner| {
+            BoxImageService::new(layer.layer(inner))
+        }));
+        self
+    }
+
+    pub async fn build(self) -> Result<App, StartError> {
+        let config = self.config;
+        let d = &config.default;
+        let algo = HashAlgo::parse(&d.hashing_algorithm).ok_or_else(|| {
+            StartError::Config(format!(
+                "hashing_algorithm {:?} is not one of sha256, sha384, sha512",
+                d.hashing_algorithm
+            ))
+        })?;
+        std::fs::create_dir_all(&d.data_dir).map_err(StartError::Store)?;
+
+        let db = crate::db::connect(&config.database_url()).await?;
+        let core = ImageCore::new(
+            Repo::new(db),
+            ImageLimits {
+                image_property_quota: d.image_property_quota,
+                image_tag_quota: d.image_tag_quota,
+                image_member_quota: d.image_member_quota,
+            },
+        );
+        let store_id = config.glance_store.default_backend.clone();
+        let file_store = FileStore::new(
+            config.store_dir(),
+            config.glance_store.filesystem_store_fsync,
+        )
+        .map_err(StartError::Store)?;
+        let stores = StoreSet::single(store_id.clone(), Arc::new(file_store));
+        let sink: Arc<dyn EventSink> = match config.oslo_messaging_notifications.driver {
+            NotificationDriver::Log => Arc::new(
+                JsonLinesSink::open(config.notification_log())
+                    .await
+                    .map_err(StartError::Notifications)?,
+            ),
+            NotificationDriver::Noop => Arc::new(NoopSink),
+        };
+        let authenticator: Arc<dyn Authenticator> = match config.auth.mode {
+            AuthMode::Noauth => {
+                tracing::warn!(
+                    project = %config.auth.noauth_project_id,
+                    "auth mode noauth: every request is an admin; do not expose this server"
+                );
+                Arc::new(NoAuth::new(
+                    config.auth.noauth_project_id.clone(),
+                    config.auth.noauth_user_id.clone(),
+                ))
+            }
+            AuthMode::TrustedHeaders => Arc::new(TrustedHeaders),
+        };
+        let policy = PolicyRules::new(RuleSet::defaults());
+        let quota = QuotaLimits {
+            image_size_cap: d.image_size_cap,
+            image_count_total: config.quota.image_count_total,
+            image_size_total: config
+                .quota
+                .image_size_total
+                .map(|mib| mib.saturating_mul(1 << 20)),
+        };
+
+        // Glance's proxy chain, outermost first; each line can be removed or moved.
+        let below_auth = ServiceBuilder::new()
+            // Emit image.* events for what happened (sees refusals too).
+            .layer(NotifierLayer::new(sink, &d.default_publisher_id))
+            // Decide whether the caller may do it; hide what they may not see.
+            .layer(PolicyLayer::new(policy.clone(), Arc::new(core.clone())))
+            // Count images and bytes; cut uploads at the limit.
+            .layer(QuotaLayer::new(quota, Arc::new(core.clone())))
+            // Stream data into and out of stores, hashing on the way in.
+            .layer(LocationLayer::new(stores, algo))
+            .check_clone()
+            .service(core);
+        let mut stack = BoxImageService::new(below_auth);
+        for hook in self.hooks.into_iter().rev() {
+            stack = hook(stack);
+        }
+        // Resolve who is asking before anything else looks at the request.
+        let stack = BoxImageService::new(AuthLayer::new(authenticator).layer(stack));
+
+        let api = Api::new(
+            stack,
+            ApiConfig {
+                public_endpoint: d.public_endpoint.clone(),
+                page_limits: PageLimits {
+                    default: d.limit_param_default,
+                    max: d.api_limit_max,
+                },
+                max_json_body: d.max_json_body,
+                store_ids: vec![store_id],
+            },
+        );
+        let http = ServiceBuilder::new()
+            .layer(RequestIdLayer)
+            .map_response(|r: Response<_>| r.map(|b: _| ApiBody::new(BodyExt::map_err(b, Into::into))))
+            .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<Incoming>| {
+                let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            }))
+            .layer(CatchPanicLayer::custom(panic_response))
+            .service(api);
+        Ok(App {
+            http: HttpService::new(http.map_err(|e: Infallible| e)),
+            config,
+            policy,
+        })
+    }
+}
+
+/// A panic anywhere below becomes a 500 in Glance's format; the server lives on.
+fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response<String> {
+    let what = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown");
+    tracing::error!(panic = %what, "request handler panicked");
+    let mut resp = Response::new(
+        "500 Internal Server Error\n\nThe server has either erred or is incapable of performing the requested operation.\n\n   "
+            .to_string(),
+    );
+    *resp.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=UTF-8"),
+    );
+    resp
+}

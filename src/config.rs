@@ -1,0 +1,320 @@
+//! Configuration: built-in defaults, then a TOML file, then `GLANCE__SECTION__KEY`
+//! environment variables, then command-line flags. Section and key names follow
+//! glance-api.conf so operators can carry their settings over.
+
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    #[serde(rename = "DEFAULT")]
+    pub default: DefaultSection,
+    pub auth: AuthSection,
+    pub database: DatabaseSection,
+    pub glance_store: StoreSection,
+    pub quota: QuotaSection,
+    pub oslo_messaging_notifications: NotificationSection,
+    pub telemetry: TelemetrySection,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DefaultSection {
+    /// Address and port to listen on.
+    pub bind: String,
+    /// Where the embedded defaults keep the database, images and logs.
+    pub data_dir: PathBuf,
+    /// Base of absolute URLs in responses (`Location`, version links).
+    pub public_endpoint: Option<String>,
+    /// `os_hash_algo` of new uploads: sha256, sha384 or sha512.
+    pub hashing_algorithm: String,
+    /// Largest image in bytes (Glance's default: 1 TiB).
+    pub image_size_cap: u64,
+    pub limit_param_default: u64,
+    pub api_limit_max: u64,
+    pub image_property_quota: i64,
+    pub image_tag_quota: i64,
+    pub image_member_quota: i64,
+    pub default_publisher_id: String,
+    /// Largest JSON request body, in bytes.
+    pub max_json_body: usize,
+    /// Seconds a client may take to send its request headers.
+    pub header_read_timeout: u64,
+}
+
+impl Default for DefaultSection {
+    fn default() -> Self {
+        DefaultSection {
+            bind: "127.0.0.1:9292".into(),
+            data_dir: PathBuf::from("./data"),
+            public_endpoint: None,
+            hashing_algorithm: "sha512".into(),
+            image_size_cap: glance_layers::quota::DEFAULT_IMAGE_SIZE_CAP,
+            limit_param_default: 25,
+            api_limit_max: 1000,
+            image_property_quota: 128,
+            image_tag_quota: 128,
+            image_member_quota: 128,
+            default_publisher_id: "image.localhost".into(),
+            max_json_body: 1 << 20,
+            header_read_timeout: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthMode {
+    /// Every request is an admin of `noauth_project_id` (Glance's unauthenticated pipeline).
+    #[default]
+    Noauth,
+    /// Trust keystonemiddleware's `X-Identity-Status`/`X-Roles`/... headers.
+    TrustedHeaders,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSection {
+    pub mode: AuthMode,
+    pub noauth_project_id: String,
+    pub noauth_user_id: String,
+}
+
+impl Default for AuthSection {
+    fn default() -> Self {
+        AuthSection {
+            mode: AuthMode::Noauth,
+            noauth_project_id: "admin".into(),
+            noauth_user_id: "admin".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSection {
+    /// A sea-orm URL; unset means SQLite in `data_dir`.
+    pub connection: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSection {
+    /// The id of the store new images go to.
+    pub default_backend: String,
+    /// Directory of the file store; unset means `data_dir/images`.
+    pub filesystem_store_datadir: Option<PathBuf>,
+    /// fsync each image and its directory before acknowledging the upload.
+    pub filesystem_store_fsync: bool,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        StoreSection {
+            default_backend: "file".into(),
+            filesystem_store_datadir: None,
+            filesystem_store_fsync: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct QuotaSection {
+    /// Images a project may own; unset is unlimited.
+    pub image_count_total: Option<u64>,
+    /// MiB a project may store; unset is unlimited.
+    pub image_size_total: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum NotificationDriver {
+    /// One JSON object per line in `log_file`.
+    #[default]
+    Log,
+    Noop,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotificationSection {
+    pub driver: NotificationDriver,
+    /// Unset means `data_dir/notifications.jsonl`.
+    pub log_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetrySection {
+    /// OTLP/HTTP endpoint for traces (e.g. `http://127.0.0.1:4318/v1/traces`).
+    pub otlp_endpoint: Option<String>,
+    /// Log lines as JSON rather than text.
+    pub json_logs: bool,
+}
+
+/// Values from the command line, applied last.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub bind: Option<String>,
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// Loads the layered configuration; `env` is the process environment in
+    /// production and a fixed list in tests.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: &Overrides,
+    ) -> Result<Config, Box<figment::Error>> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            fig = fig.merge(Toml::file_exact(file));
+        }
+        // `GLANCE__SECTION__KEY`, read lower-cased; glance-api.conf spells the
+        // first section `DEFAULT`.
+        let vars: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("GLANCE__"))
+            .collect();
+        fig = fig.merge(EnvVars(vars));
+        if let Some(bind) = &overrides.bind {
+            fig = fig.merge(Serialized::default("DEFAULT.bind", bind));
+        }
+        if let Some(dir) = &overrides.data_dir {
+            fig = fig.merge(Serialized::default("DEFAULT.data_dir", dir));
+        }
+        fig.extract().map_err(Box::new)
+    }
+
+    pub fn database_url(&self) -> String {
+        self.database.connection.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.default.data_dir.join("glance.sqlite").display()
+            )
+        })
+    }
+
+    pub fn store_dir(&self) -> PathBuf {
+        self.glance_store
+            .filesystem_store_datadir
+            .clone()
+            .unwrap_or_else(|| self.default.data_dir.join("images"))
+    }
+
+    pub fn notification_log(&self) -> PathBuf {
+        self.oslo_messaging_notifications
+            .log_file
+            .clone()
+            .unwrap_or_else(|| self.default.data_dir.join("notifications.jsonl"))
+    }
+}
+
+/// `GLANCE__SECTION__KEY=value` pairs as a figment provider. Taking the pairs as a
+/// list (rather than reading the process environment) lets tests inject values.
+struct EnvVars(Vec<(String, String)>);
+
+impl figment::Provider for EnvVars {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named("environment variable(s)")
+    }
+
+    fn data(
+        &self,
+    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        let mut dict = figment::value::Dict::new();
+        for (k, v) in &self.0 {
+            let Some(rest) = k.strip_prefix("GLANCE__") else {
+                continue;
+            };
+            let mut path = rest
+                .split("__")
+                .map(str::to_lowercase)
+                .collect::<Vec<_>>()
+                .join(".");
+            if let Some(r) = path.strip_prefix("default.") {
+                path = format!("DEFAULT.{r}");
+            }
+            let value: figment::value::Value = v.parse().unwrap_or_else(|_| v.clone().into());
+            if let figment::value::Value::Dict(_, d) = figment::util::nest(&path, value) {
+                dict = merge_dict(dict, d);
+            }
+        }
+        Ok(figment::Profile::Default.collect(dict))
+    }
+}
+
+fn merge_dict(mut a: figment::value::Dict, b: figment::value::Dict) -> figment::value::Dict {
+    for (k, v) in b {
+        let merged = match (a.remove(&k), v) {
+            (Some(figment::value::Value::Dict(_, x)), figment::value::Value::Dict(tag, y)) => {
+                figment::value::Value::Dict(tag, merge_dict(x, y))
+            }
+            (_, v) => v,
+        };
+        a.insert(k, merged);
+    }
+    a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_file_env_flags_in_that_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("glance.toml");
+        std::fs::write(
+            &file,
+            "[DEFAULT]\nbind = \"0.0.0.0:1\"\nimage_size_cap = 10\n[database]\nconnection = \"sqlite::memory:\"\n",
+        )
+        .unwrap();
+        let env = vec![
+            (
+                "GLANCE__DEFAULT__IMAGE_SIZE_CAP".to_string(),
+                "20".to_string(),
+            ),
+            (
+                "GLANCE__QUOTA__IMAGE_COUNT_TOTAL".to_string(),
+                "7".to_string(),
+            ),
+            (
+                "GLANCE__AUTH__MODE".to_string(),
+                "trusted-headers".to_string(),
+            ),
+            ("OTHER".to_string(), "x".to_string()),
+        ];
+        let flags = Overrides {
+            bind: Some("127.0.0.1:5".into()),
+            data_dir: None,
+        };
+        let c = Config::load(Some(&file), env, &flags).unwrap();
+        assert_eq!(c.default.bind, "127.0.0.1:5");
+        assert_eq!(c.default.image_size_cap, 20);
+        assert_eq!(c.quota.image_count_total, Some(7));
+        assert_eq!(c.auth.mode, AuthMode::TrustedHeaders);
+        assert_eq!(c.database_url(), "sqlite::memory:");
+        let plain = Config::load(None, Vec::new(), &Overrides::default()).unwrap();
+        assert_eq!(plain, Config::default());
+        assert!(
+            plain
+                .database_url()
+                .starts_with("sqlite://./data/glance.sqlite")
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, "[DEFAULT]\nbindd = \"x\"\n").unwrap();
+        assert!(Config::load(Some(&file), Vec::new(), &Overrides::default()).is_err());
+    }
+}

@@ -1,0 +1,3 @@
+//! HTTP-level middleware of our own (the rest comes from tower-http).
+
+pub mod request_id;

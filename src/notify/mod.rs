@@ -1,0 +1,15 @@
+//! Where notifications go: implementations of `glance_layers::notifier::EventSink`.
+
+mod log;
+
+pub use log::JsonLinesSink;
+
+use glance_layers::notifier::{EventSink, Notification};
+
+/// Drops every notification (`driver = "noop"`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoopSink;
+
+impl EventSink for NoopSink {
+    fn publish(&self, _: Notification) {}
+}

@@ -1,0 +1,188 @@
+//! The `file` store: one file per image under a directory, written to a temporary
+//! name, fsynced, then renamed, so a crash or a cut upload never leaves a partial
+//! image under a real name.
+
+use std::io::SeekFrom;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use futures_util::{StreamExt, TryStreamExt};
+use glance_layers::store::{Capabilities, Store, StoreError, StoredObject};
+use glance_layers::{DataStream, ImageError};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter};
+use tokio_util::io::ReaderStream;
+
+/// Bytes per write to disk and per chunk read back.
+const CHUNK: usize = 1 << 20;
+
+#[derive(Debug, Clone)]
+pub struct FileStore {
+    root: PathBuf,
+    fsync: bool,
+}
+
+impl FileStore {
+    /// A store in `root`, created if missing. `fsync` makes every image durable
+    /// before its upload is acknowledged.
+    pub fn new(root: impl Into<PathBuf>, fsync: bool) -> std::io::Result<Self> {
+        let root = root.into();
+        std::fs::create_dir_all(&root)?;
+        let root = std::fs::canonicalize(&root)?;
+        Ok(FileStore { root, fsync })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn url_of(&self, path: &Path) -> String {
+        format!("file://{}", path.display())
+    }
+
+    /// The path a URL of ours names; refuses anything outside the store directory.
+    fn path_of(&self, url: &str) -> Result<PathBuf, StoreError> {
+        let path = url
+            .strip_prefix("file://")
+            .map(PathBuf::from)
+            .filter(|p| p.parent() == Some(self.root.as_path()))
+            .ok_or_else(|| StoreError::NotFound(url.to_string()))?;
+        Ok(path)
+    }
+
+    fn backend(&self, e: std::io::Error) -> StoreError {
+        if e.raw_os_error() == Some(28) {
+            return StoreError::Full;
+        }
+        match e.kind() {
+            std::io::ErrorKind::NotFound => StoreError::NotFound(e.to_string()),
+            _ => StoreError::Backend {
+                store: "file".into(),
+                message: e.to_string(),
+            },
+        }
+    }
+}
+
+/// Removes the temporary file unless the upload was committed, including when the
+/// upload future is dropped half-way.
+struct TempFile {
+    path: Option<PathBuf>,
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(path) = self.path.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+#[async_trait]
+impl Store for FileStore {
+    fn kind(&self) -> &'static str {
+        "file"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            random_read: true,
+            write: true,
+        }
+    }
+
+    fn owns(&self, url: &str) -> bool {
+        self.path_of(url).is_ok()
+    }
+
+    async fn put(&self, image_id: &str, mut data: DataStream) -> Result<StoredObject, StoreError> {
+        if image_id.is_empty() || image_id.contains(['/', '\\', '\0']) || image_id.starts_with('.')
+        {
+            return Err(StoreError::Data(ImageError::BadRequest(
+                "Invalid image id.".into(),
+            )));
+        }
+        let dest = self.root.join(image_id);
+        let tmp_path = self
+            .root
+            .join(format!(".{image_id}.{}.tmp", uuid::Uuid::new_v4().simple()));
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp_path)
+            .await
+            .map_err(|e| self.backend(e))?;
+        let mut guard = TempFile {
+            path: Some(tmp_path.clone()),
+        };
+        let mut out = BufWriter::with_capacity(CHUNK, file);
+        let mut size = 0u64;
+        while let Some(chunk) = data.next().await {
+            let chunk = chunk.map_err(StoreError::Data)?;
+            size += chunk.len() as u64;
+            out.write_all(&chunk).await.map_err(|e| self.backend(e))?;
+        }
+        out.flush().await.map_err(|e| self.backend(e))?;
+        let file = out.into_inner();
+        if self.fsync {
+            file.sync_all().await.map_err(|e| self.backend(e))?;
+        }
+        drop(file);
+        tokio::fs::rename(&tmp_path, &dest)
+            .await
+            .map_err(|e| self.backend(e))?;
+        guard.path = None;
+        if self.fsync {
+            // The rename is durable only once the directory entry is.
+            let dir = self.root.clone();
+            tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all())
+                .await
+                .map_err(|e| StoreError::Backend {
+                    store: "file".into(),
+                    message: e.to_string(),
+                })?
+                .map_err(|e| self.backend(e))?;
+        }
+        Ok(StoredObject {
+            url: self.url_of(&dest),
+            size,
+        })
+    }
+
+    async fn get(&self, url: &str, range: Option<Range<u64>>) -> Result<DataStream, StoreError> {
+        let path = self.path_of(url)?;
+        let mut file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| self.backend(e))?;
+        let stream = match range {
+            Some(r) => {
+                file.seek(SeekFrom::Start(r.start))
+                    .await
+                    .map_err(|e| self.backend(e))?;
+                ReaderStream::with_capacity(file.take(r.end - r.start), CHUNK).boxed()
+            }
+            None => ReaderStream::with_capacity(file, CHUNK).boxed(),
+        };
+        Ok(stream
+            .map_err(|e| {
+                tracing::error!(error = %e, "reading image data failed");
+                ImageError::Unavailable("Reading the image data failed.".into())
+            })
+            .boxed())
+    }
+
+    async fn delete(&self, url: &str) -> Result<(), StoreError> {
+        let path = self.path_of(url)?;
+        tokio::fs::remove_file(path)
+            .await
+            .map_err(|e| self.backend(e))
+    }
+
+    async fn size(&self, url: &str) -> Result<u64, StoreError> {
+        let path = self.path_of(url)?;
+        Ok(tokio::fs::metadata(path)
+            .await
+            .map_err(|e| self.backend(e))?
+            .len())
+    }
+}

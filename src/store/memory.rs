@@ -1,0 +1,87 @@
+//! The `memory` store: images in a map. For tests and experiments only: it holds
+//! each image whole, which the other stores never do.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use glance_layers::DataStream;
+use glance_layers::store::{Capabilities, Store, StoreError, StoredObject};
+
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    objects: Arc<Mutex<HashMap<String, Bytes>>>,
+}
+
+impl MemoryStore {
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Bytes>> {
+        self.objects.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            random_read: true,
+            write: true,
+        }
+    }
+
+    fn owns(&self, url: &str) -> bool {
+        url.starts_with("memory://")
+    }
+
+    async fn put(&self, image_id: &str, mut data: DataStream) -> Result<StoredObject, StoreError> {
+        let mut buf = BytesMut::new();
+        while let Some(chunk) = data.next().await {
+            buf.extend_from_slice(&chunk.map_err(StoreError::Data)?);
+        }
+        let url = format!("memory://{image_id}");
+        let size = buf.len() as u64;
+        self.lock().insert(url.clone(), buf.freeze());
+        Ok(StoredObject { url, size })
+    }
+
+    async fn get(&self, url: &str, range: Option<Range<u64>>) -> Result<DataStream, StoreError> {
+        let data = self
+            .lock()
+            .get(url)
+            .cloned()
+            .ok_or_else(|| StoreError::NotFound(url.to_string()))?;
+        let data = match range {
+            Some(r) => data.slice(r.start as usize..r.end as usize),
+            None => data,
+        };
+        Ok(futures_util::stream::once(async move { Ok(data) }).boxed())
+    }
+
+    async fn delete(&self, url: &str) -> Result<(), StoreError> {
+        self.lock()
+            .remove(url)
+            .map(|_| ())
+            .ok_or_else(|| StoreError::NotFound(url.to_string()))
+    }
+
+    async fn size(&self, url: &str) -> Result<u64, StoreError> {
+        self.lock()
+            .get(url)
+            .map(|b| b.len() as u64)
+            .ok_or_else(|| StoreError::NotFound(url.to_string()))
+    }
+}
