@@ -257,7 +257,8 @@ pub fn list_query(pairs: &[(String, String)], limits: PageLimits) -> Result<List
                 }
             }
             "tag" => q.tags.push(v.clone()),
-            "os_hidden" => q.os_hidden = bool_param("os_hidden", v)?,
+            // openstacksdk sends `True`; Glance takes any case here (not for `protected`).
+            "os_hidden" => q.os_hidden = bool_param("os_hidden", &v.to_ascii_lowercase())?,
             "protected" => q.filters.push(Filter {
                 field: FilterField::Protected,
                 op: CompareOp::Eq,
