@@ -1,0 +1,125 @@
+//! Starts the real server on an ephemeral port over a temporary data directory.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use glance_api::app::AppBuilder;
+use glance_api::config::Config;
+use glance_api::server::{self, ServerOptions};
+use tokio::sync::oneshot;
+
+pub struct TestServer {
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    pub client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub async fn start() -> TestServer {
+    start_with(|_| {}, |b| b).await
+}
+
+pub async fn start_with(
+    configure: impl FnOnce(&mut Config),
+    customize: impl FnOnce(AppBuilder) -> AppBuilder,
+) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.default.data_dir = dir.path().to_path_buf();
+    configure(&mut config);
+    let app = customize(AppBuilder::new(config)).build().await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = oneshot::channel();
+    let options = ServerOptions {
+        drain_timeout: Duration::from_secs(2),
+        ..ServerOptions::default()
+    };
+    tokio::spawn(server::run(listener, app.http, options, async {
+        let _ = rx.await;
+    }));
+    TestServer {
+        url,
+        dir,
+        client: reqwest::Client::new(),
+        stop: Some(tx),
+    }
+}
+
+impl TestServer {
+    pub fn images_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("images")
+    }
+
+    /// Files in the store directory, temporary ones included.
+    pub fn stored_files(&self) -> Vec<String> {
+        std::fs::read_dir(self.images_dir())
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.get(format!("{}{path}", self.url))
+    }
+
+    pub fn post_json(&self, path: &str, body: serde_json::Value) -> reqwest::RequestBuilder {
+        self.client.post(format!("{}{path}", self.url)).json(&body)
+    }
+
+    pub fn patch(&self, path: &str, body: serde_json::Value) -> reqwest::RequestBuilder {
+        self.client
+            .patch(format!("{}{path}", self.url))
+            .header(
+                "content-type",
+                "application/openstack-images-v2.1-json-patch",
+            )
+            .body(body.to_string())
+    }
+
+    pub fn delete(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.delete(format!("{}{path}", self.url))
+    }
+
+    pub fn upload(&self, id: &str, data: impl Into<reqwest::Body>) -> reqwest::RequestBuilder {
+        self.client
+            .put(format!("{}/v2/images/{id}/file", self.url))
+            .header("content-type", "application/octet-stream")
+            .body(data)
+    }
+
+    /// Creates a raw/bare image and returns its JSON.
+    pub async fn create(&self, extra: serde_json::Value) -> serde_json::Value {
+        let mut body =
+            serde_json::json!({"name": "t", "disk_format": "raw", "container_format": "bare"});
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                b.insert(k.clone(), v.clone());
+            }
+        }
+        let resp = self.post_json("/v2/images", body).send().await.unwrap();
+        assert_eq!(resp.status(), 201, "create");
+        resp.json().await.unwrap()
+    }
+
+    pub async fn image(&self, id: &str) -> serde_json::Value {
+        self.get(&format!("/v2/images/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
