@@ -132,6 +132,29 @@ fn percent_decode(path: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The headers keystonemiddleware sets for the services behind it.
+const IDENTITY_HEADERS: &[&str] = &[
+    "x-identity-status",
+    "x-user-id",
+    "x-user-name",
+    "x-user-domain-id",
+    "x-user-domain-name",
+    "x-project-id",
+    "x-project-name",
+    "x-project-domain-id",
+    "x-project-domain-name",
+    "x-tenant-id",
+    "x-domain-id",
+    "x-domain-name",
+    "x-roles",
+    "x-is-admin-project",
+    "openstack-system-scope",
+    "x-service-identity-status",
+    "x-service-user-id",
+    "x-service-project-id",
+    "x-service-roles",
+];
+
 /// The credentials the auth layer will judge, as the edge found them.
 fn credentials(headers: &HeaderMap) -> Credentials {
     let get = |name: &str| {
@@ -140,24 +163,10 @@ fn credentials(headers: &HeaderMap) -> Credentials {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     };
-    let mut identity_headers = BTreeMap::new();
-    for (name, value) in headers {
-        let n = name.as_str();
-        if (n.starts_with("x-")
-            && (n.contains("identity")
-                || n.contains("user")
-                || n.contains("project")
-                || n.contains("tenant")
-                || n.contains("roles")
-                || n.contains("domain")
-                || n.starts_with("x-service-")))
-            || n == "openstack-system-scope"
-        {
-            if let Ok(v) = value.to_str() {
-                identity_headers.insert(n.to_string(), v.to_string());
-            }
-        }
-    }
+    let identity_headers: BTreeMap<String, String> = IDENTITY_HEADERS
+        .iter()
+        .filter_map(|name| Some((name.to_string(), get(name)?)))
+        .collect();
     Credentials {
         auth_token: get("x-auth-token"),
         service_token: get("x-service-token"),

@@ -79,10 +79,10 @@ fn sort_expr(key: SortKey) -> SimpleExpr {
             Expr::val(-1i64),
         ])
         .into(),
-        SortKey::Status => Expr::col((image::Entity, image::Column::Status)).into(),
-        SortKey::Id => Expr::col((image::Entity, image::Column::Id)).into(),
-        SortKey::CreatedAt => Expr::col((image::Entity, image::Column::CreatedAt)).into(),
-        SortKey::UpdatedAt => Expr::col((image::Entity, image::Column::UpdatedAt)).into(),
+        SortKey::Status => Expr::col((image::Entity, image::Column::Status)),
+        SortKey::Id => Expr::col((image::Entity, image::Column::Id)),
+        SortKey::CreatedAt => Expr::col((image::Entity, image::Column::CreatedAt)),
+        SortKey::UpdatedAt => Expr::col((image::Entity, image::Column::UpdatedAt)),
     }
 }
 

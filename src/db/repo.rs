@@ -402,10 +402,10 @@ impl Repo {
     }
 
     pub async fn member_count(&self, image_id: &str) -> Result<u64> {
-        Ok(member::Entity::find()
+        member::Entity::find()
             .filter(member::Column::ImageId.eq(image_id))
             .count_rows(&self.db)
-            .await?)
+            .await
     }
 
     pub async fn insert_member(&self, m: &Member) -> Result<()> {

@@ -83,10 +83,10 @@ impl<S: ImageService> Service<ImageRequest> for LocationService<S> {
                         .await?
                         .into_image()?;
                     for loc in &deleted.locations {
-                        if let Some(store) = stores.for_location(&loc.url, store_of(loc)) {
-                            if let Err(e) = store.delete(&loc.url).await {
-                                tracing::warn!(image = %deleted.id, url = %loc.url, error = %e, "could not delete image data");
-                            }
+                        if let Some(store) = stores.for_location(&loc.url, store_of(loc))
+                            && let Err(e) = store.delete(&loc.url).await
+                        {
+                            tracing::warn!(image = %deleted.id, url = %loc.url, error = %e, "could not delete image data");
                         }
                     }
                     Ok(ImageResponse::image(deleted))
