@@ -18,7 +18,9 @@ fn chunks(size: usize) -> Vec<Bytes> {
 }
 
 fn pipeline(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let mut group = c.benchmark_group("hash_pipeline");
     group.throughput(Throughput::Bytes(TOTAL as u64));
     group.sample_size(10);
@@ -28,7 +30,8 @@ fn pipeline(c: &mut Criterion) {
             b.iter(|| {
                 rt.block_on(async {
                     let src = futures_util::stream::iter(data.clone().into_iter().map(Ok)).boxed();
-                    let (mut s, rx) = DigestingStream::new(src, HashAlgo::Sha512, Some(TOTAL as u64));
+                    let (mut s, rx) =
+                        DigestingStream::new(src, HashAlgo::Sha512, Some(TOTAL as u64));
                     while let Some(chunk) = s.next().await {
                         black_box(chunk.unwrap());
                     }

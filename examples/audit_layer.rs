@@ -15,7 +15,9 @@ async fn audit(req: ImageRequest, next: Next) -> Result<ImageResponse, ImageErro
     if let Operation::Create(new) = &req.op
         && new.name.as_deref() == Some("forbidden")
     {
-        return Err(ImageError::Forbidden("That name is not allowed here.".into()));
+        return Err(ImageError::Forbidden(
+            "That name is not allowed here.".into(),
+        ));
     }
     let (op, image) = (req.op.name(), req.op.image_id().map(str::to_string));
     let project = req.ctx.project_id().map(str::to_string);
@@ -26,10 +28,15 @@ async fn audit(req: ImageRequest, next: Next) -> Result<ImageResponse, ImageErro
 
 #[tokio::main]
 async fn main() {
-    let config = Config::load(None, std::env::vars(), &Overrides::default()).expect("configuration");
+    let config =
+        Config::load(None, std::env::vars(), &Overrides::default()).expect("configuration");
     let _telemetry = glance_api::telemetry::init(&config.telemetry);
     let bind = config.default.bind.clone();
-    let app = AppBuilder::new(config).layer(from_fn(audit)).build().await.expect("start");
+    let app = AppBuilder::new(config)
+        .layer(from_fn(audit))
+        .build()
+        .await
+        .expect("start");
     let listener = tokio::net::TcpListener::bind(&bind).await.expect("bind");
     glance_api::server::run(listener, app.http, Default::default(), async {
         let _ = tokio::signal::ctrl_c().await;

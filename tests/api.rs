@@ -771,11 +771,20 @@ async fn tags_members_and_actions() {
 #[tokio::test]
 async fn schemas_are_served() {
     let s = common::start().await;
-    for name in ["image", "images", "member", "members"] {
+    for name in [
+        "image",
+        "images",
+        "member",
+        "members",
+        "task",
+        "tasks",
+        "metadefs/namespace",
+        "metadefs/tags",
+    ] {
         let r = s.get(&format!("/v2/schemas/{name}")).send().await.unwrap();
         assert_eq!(r.status(), 200);
         let doc: Value = r.json().await.unwrap();
-        assert_eq!(doc["name"], name);
+        assert_eq!(doc["name"], name.rsplit('/').next().unwrap());
     }
     let image: Value = s
         .get("/v2/schemas/image")
@@ -833,4 +842,61 @@ async fn notifications_are_written_as_json_lines() {
         hex::encode(md5::Md5::digest([1u8; 10])).as_str()
     );
     assert_eq!(events[5]["payload"]["deleted"], true);
+}
+
+#[tokio::test]
+async fn discovery_endpoints() {
+    let s = common::start_with(|c| c.quota.image_count_total = Some(10), |b| b).await;
+    let img = s.create(json!({})).await;
+    s.upload(img["id"].as_str().unwrap(), vec![0u8; 2 << 20])
+        .send()
+        .await
+        .unwrap();
+    let import: Value = s
+        .get("/v2/info/import")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(import["import-methods"]["type"], "array");
+    let stores: Value = s
+        .get("/v2/info/stores")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        stores,
+        json!({"stores": [{"id": "file", "default": "true"}]})
+    );
+    let detail: Value = s
+        .get("/v2/info/stores/detail")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(detail["stores"][0]["type"], "file");
+    assert!(detail["stores"][0]["properties"]["data_dir"].is_string());
+    let usage: Value = s
+        .get("/v2/info/usage")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        usage["usage"]["image_count_total"],
+        json!({"limit": 10, "usage": 1})
+    );
+    assert_eq!(
+        usage["usage"]["image_size_total"],
+        json!({"limit": -1, "usage": 2})
+    );
 }

@@ -434,3 +434,27 @@ fn memory_stays_flat_through_a_64_mib_upload() {
         std::panic::resume_unwind(p);
     }
 }
+
+#[tokio::test]
+async fn store_details_are_for_admins() {
+    use glance_api::config::AuthMode;
+    let s = common::start_with(|c| c.auth.mode = AuthMode::TrustedHeaders, |b| b).await;
+    let member = as_project(s.get("/v2/info/stores/detail"), "p1", "member,reader")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(member.status(), 403);
+    let admin = as_project(s.get("/v2/info/stores/detail"), "p1", "admin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(admin.status(), 200);
+    assert_eq!(
+        as_project(s.get("/v2/info/stores"), "p1", "reader")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}

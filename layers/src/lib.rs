@@ -56,7 +56,7 @@ pub use from_fn::{FromFn, FromFnLayer, Next, from_fn};
 pub use image::{Image, ImageStatus, Member, MemberStatus, Visibility};
 pub use request::{
     ImageDownload, ImagePage, ImageRequest, ImageResponse, ListQuery, NewImage, Operation,
-    StoredData,
+    StoreInfo, StoredData, UsageEntry,
 };
 
 /// A boxed, cloneable domain service: what the stack looks like after type erasure.

@@ -43,6 +43,8 @@ impl Default for QuotaLimits {
 pub struct Usage {
     pub image_count: u64,
     pub image_size_total: u64,
+    /// Images with data on the way in (`saving`, `uploading`, `importing`).
+    pub image_count_uploading: u64,
 }
 
 /// Where the quota layer reads a project's usage.
@@ -135,6 +137,33 @@ impl<S: ImageService> Service<ImageRequest> for Quota<S> {
                         crate::ImageData::new(futures_util::stream::empty(), None),
                     );
                     *data = taken.map_stream(|s| LimitedStream::new(s, allowed, why));
+                }
+                Operation::Usage => {
+                    let used = usage.usage(&project).await?;
+                    let mib = |b: u64| (b >> 20) as i64;
+                    let limit = |l: Option<u64>| l.map(|v| v as i64).unwrap_or(-1);
+                    return Ok(ImageResponse::Usage(vec![
+                        crate::UsageEntry {
+                            resource: "image_size_total",
+                            limit: limits.image_size_total.map(mib).unwrap_or(-1),
+                            usage: mib(used.image_size_total),
+                        },
+                        crate::UsageEntry {
+                            resource: "image_count_total",
+                            limit: limit(limits.image_count_total),
+                            usage: used.image_count as i64,
+                        },
+                        crate::UsageEntry {
+                            resource: "image_stage_total",
+                            limit: -1,
+                            usage: 0,
+                        },
+                        crate::UsageEntry {
+                            resource: "image_count_uploading",
+                            limit: -1,
+                            usage: used.image_count_uploading as i64,
+                        },
+                    ]));
                 }
                 _ => {}
             }
@@ -298,6 +327,7 @@ mod tests {
         let used = Usage {
             image_count: 3,
             image_size_total: 85,
+            ..Usage::default()
         };
         let cut = svc(limits.clone(), used).oneshot(upload(2, None)).await;
         assert!(matches!(cut, Err(ImageError::TooLarge(m)) if m.contains("image_size_total")));

@@ -105,6 +105,12 @@ pub enum Operation {
     AbortUpload {
         id: String,
     },
+    /// `GET /v2/info/stores[/detail]`, answered by the location layer.
+    StoresInfo {
+        detail: bool,
+    },
+    /// `GET /v2/info/usage`, answered by the quota layer.
+    Usage,
 }
 
 impl Operation {
@@ -130,13 +136,19 @@ impl Operation {
             Operation::BeginUpload { .. } => "begin_upload",
             Operation::FinishUpload { .. } => "finish_upload",
             Operation::AbortUpload { .. } => "abort_upload",
+            Operation::StoresInfo { detail: false } => "stores_info",
+            Operation::StoresInfo { detail: true } => "stores_info_detail",
+            Operation::Usage => "get_usage",
         }
     }
 
     /// The image this operation targets, if it targets one.
     pub fn image_id(&self) -> Option<&str> {
         match self {
-            Operation::Create(_) | Operation::List(_) => None,
+            Operation::Create(_)
+            | Operation::List(_)
+            | Operation::StoresInfo { .. }
+            | Operation::Usage => None,
             Operation::Get { id }
             | Operation::Update { id, .. }
             | Operation::Delete { id }
@@ -354,6 +366,28 @@ pub enum ImageResponse {
     Data(ImageDownload),
     /// A download of an image that has no data (HTTP 204).
     NoData(Box<Image>),
+    Stores(Vec<StoreInfo>),
+    Usage(Vec<UsageEntry>),
+}
+
+/// One enabled store, as `/v2/info/stores` describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreInfo {
+    pub id: String,
+    pub kind: &'static str,
+    pub default: bool,
+    pub read_only: bool,
+    pub weight: i64,
+    /// Backend settings shown by `/v2/info/stores/detail`.
+    pub properties: serde_json::Value,
+}
+
+/// One line of `/v2/info/usage`: a limit and its use (sizes in MiB, -1 unlimited).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageEntry {
+    pub resource: &'static str,
+    pub limit: i64,
+    pub usage: i64,
 }
 
 impl ImageResponse {

@@ -81,6 +81,11 @@ pub trait Store: Send + Sync + 'static {
     async fn delete(&self, url: &str) -> Result<(), StoreError>;
 
     async fn size(&self, url: &str) -> Result<u64, StoreError>;
+
+    /// Settings shown to admins by `/v2/info/stores/detail`.
+    fn properties(&self) -> serde_json::Value {
+        serde_json::Value::Object(Default::default())
+    }
 }
 
 /// The enabled stores, by id, with the default one (Glance's `enabled_backends`).

@@ -10,6 +10,7 @@ mod json;
 pub mod parse;
 mod render;
 mod routes;
+mod schemas;
 mod versions;
 
 use std::collections::BTreeMap;
@@ -508,14 +509,32 @@ impl Api {
                 body::no_content()
             }
             (Route::Schema(name), _) => {
-                let doc: &'static [u8] = match name {
-                    "image" => include_bytes!("schemas/image.json"),
-                    "images" => include_bytes!("schemas/images.json"),
-                    "member" => include_bytes!("schemas/member.json"),
-                    _ => include_bytes!("schemas/members.json"),
-                };
+                let doc = schemas::document(name).ok_or_else(not_found)?;
                 body::json(StatusCode::OK, doc.to_vec())
             }
+            (Route::InfoImport, _) => ok_json(
+                StatusCode::OK,
+                &serde_json::json!({"import-methods": {
+                    "description": "Import methods available.",
+                    "type": "array",
+                    "value": [],
+                }}),
+            ),
+            (Route::InfoStores { detail }, _) => {
+                match self
+                    .call_stack(ctx, Operation::StoresInfo { detail })
+                    .await?
+                {
+                    ImageResponse::Stores(s) => {
+                        ok_json(StatusCode::OK, &render::stores(&s, detail))
+                    }
+                    _ => return Err(ImageError::internal("stores answered with something else")),
+                }
+            }
+            (Route::InfoUsage, _) => match self.call_stack(ctx, Operation::Usage).await? {
+                ImageResponse::Usage(u) => ok_json(StatusCode::OK, &render::usage(&u)),
+                _ => return Err(ImageError::internal("usage answered with something else")),
+            },
             _ => return Err(not_found()),
         })
     }

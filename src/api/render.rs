@@ -71,3 +71,39 @@ pub fn members(ms: &[Member]) -> Value {
         "schema": "/v2/schemas/members",
     })
 }
+
+/// `/v2/info/stores[/detail]`: flags are the string `"true"`, present only when true.
+pub fn stores(list: &[glance_layers::StoreInfo], detail: bool) -> Value {
+    let stores: Vec<Value> = list
+        .iter()
+        .map(|s| {
+            let mut m = Map::new();
+            m.insert("id".into(), s.id.clone().into());
+            if s.default {
+                m.insert("default".into(), "true".into());
+            }
+            if s.read_only {
+                m.insert("read-only".into(), "true".into());
+            }
+            if detail {
+                m.insert("type".into(), s.kind.into());
+                m.insert("properties".into(), s.properties.clone());
+                m.insert("weight".into(), s.weight.into());
+            }
+            Value::Object(m)
+        })
+        .collect();
+    json!({ "stores": stores })
+}
+
+/// `/v2/info/usage`.
+pub fn usage(entries: &[glance_layers::UsageEntry]) -> Value {
+    let mut m = Map::new();
+    for e in entries {
+        m.insert(
+            e.resource.into(),
+            json!({"limit": e.limit, "usage": e.usage}),
+        );
+    }
+    json!({ "usage": m })
+}

@@ -13,6 +13,9 @@ pub enum Route {
     Members(String),
     Member(String, String),
     Schema(&'static str),
+    InfoImport,
+    InfoStores { detail: bool },
+    InfoUsage,
     NotFound,
 }
 
@@ -30,10 +33,17 @@ impl Route {
             ["images", id, "actions", "reactivate"] => Route::Reactivate(s(id)),
             ["images", id, "members"] => Route::Members(s(id)),
             ["images", id, "members", m] if !m.is_empty() => Route::Member(s(id), s(m)),
-            ["schemas", "image"] => Route::Schema("image"),
-            ["schemas", "images"] => Route::Schema("images"),
-            ["schemas", "member"] => Route::Schema("member"),
-            ["schemas", "members"] => Route::Schema("members"),
+            ["schemas", ..] => match super::schemas::NAMES
+                .iter()
+                .find(|n| **n == &rest["schemas/".len()..])
+            {
+                Some(name) => Route::Schema(name),
+                None => Route::NotFound,
+            },
+            ["info", "import"] => Route::InfoImport,
+            ["info", "stores"] => Route::InfoStores { detail: false },
+            ["info", "stores", "detail"] => Route::InfoStores { detail: true },
+            ["info", "usage"] => Route::InfoUsage,
             _ => Route::NotFound,
         }
     }
@@ -48,7 +58,9 @@ impl Route {
             Route::Deactivate(_) | Route::Reactivate(_) => &[Method::POST],
             Route::Members(_) => &[Method::GET, Method::POST],
             Route::Member(..) => &[Method::GET, Method::PUT, Method::DELETE],
-            Route::Schema(_) => &[Method::GET],
+            Route::Schema(_) | Route::InfoImport | Route::InfoStores { .. } | Route::InfoUsage => {
+                &[Method::GET]
+            }
             Route::NotFound => &[],
         }
     }
@@ -83,5 +95,10 @@ mod tests {
         assert_eq!(Route::parse("images/a/tags"), Route::NotFound);
         assert_eq!(Route::parse("images/a/actions/explode"), Route::NotFound);
         assert_eq!(Route::parse("schemas/member"), Route::Schema("member"));
+        assert_eq!(
+            Route::parse("schemas/metadefs/tag"),
+            Route::Schema("metadefs/tag")
+        );
+        assert_eq!(Route::parse("schemas/nope"), Route::NotFound);
     }
 }

@@ -468,9 +468,20 @@ impl Repo {
             .one(&self.db)
             .await
             .map_err(db_error)?;
+        let uploading = [
+            ImageStatus::Saving,
+            ImageStatus::Uploading,
+            ImageStatus::Importing,
+        ]
+        .map(|s| s.as_str());
+        let image_count_uploading = live()
+            .filter(image::Column::Status.is_in(uploading))
+            .count_rows(&self.db)
+            .await?;
         Ok(Usage {
             image_count,
             image_size_total: total.flatten().unwrap_or(0).max(0) as u64,
+            image_count_uploading,
         })
     }
 }

@@ -178,6 +178,14 @@ impl Store for FileStore {
             .map_err(|e| self.backend(e))
     }
 
+    fn properties(&self) -> serde_json::Value {
+        serde_json::json!({
+            "data_dir": self.root.display().to_string(),
+            "chunk_size": CHUNK,
+            "thin_provisioning": false,
+        })
+    }
+
     async fn size(&self, url: &str) -> Result<u64, StoreError> {
         let path = self.path_of(url)?;
         Ok(tokio::fs::metadata(path)

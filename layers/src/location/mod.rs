@@ -91,6 +91,23 @@ impl<S: ImageService> Service<ImageRequest> for LocationService<S> {
                     }
                     Ok(ImageResponse::image(deleted))
                 }
+                Operation::StoresInfo { detail } => Ok(ImageResponse::Stores(
+                    stores
+                        .iter()
+                        .map(|(id, store)| crate::StoreInfo {
+                            id: id.to_string(),
+                            kind: store.kind(),
+                            default: id == stores.default_id(),
+                            read_only: !store.capabilities().write,
+                            weight: 0,
+                            properties: if detail {
+                                store.properties()
+                            } else {
+                                serde_json::Value::Null
+                            },
+                        })
+                        .collect(),
+                )),
                 op => inner.oneshot(ImageRequest::new(ctx, op)).await,
             }
         })

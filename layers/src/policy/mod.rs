@@ -184,6 +184,10 @@ enum Plan {
     },
     /// An operation that never comes from outside the stack.
     Refuse(&'static str),
+    /// A rule with no image target.
+    Rule(&'static str),
+    /// Any authenticated caller may.
+    Allow,
 }
 
 enum ImageCheck {
@@ -206,6 +210,8 @@ impl Plan {
                 };
             }
             Operation::List(_) => return Plan::List,
+            Operation::StoresInfo { detail: true } => return Plan::Rule("stores_info_detail"),
+            Operation::StoresInfo { detail: false } | Operation::Usage => return Plan::Allow,
             Operation::Get { .. } => ImageCheck::Get,
             Operation::Update { changes, .. } => ImageCheck::Update(changes.clone()),
             Operation::Delete { .. } => ImageCheck::Action("delete_image"),
@@ -251,6 +257,8 @@ async fn authorize(
     };
     let (id, check) = match plan {
         Plan::Refuse(name) => return Err(denied(name)),
+        Plan::Allow => return Ok(()),
+        Plan::Rule(rule) => return enforce(rule, &Target::new()),
         Plan::Create {
             owner: requested,
             visibility,
