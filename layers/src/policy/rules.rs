@@ -389,10 +389,9 @@ mod tests {
         c.attrs.insert("user_id".into(), "bob".into());
         assert!(!rules.check("x", &c, &t));
         assert!(
-            RuleSet::with_overrides([("y", "rule:y")])
+            !RuleSet::with_overrides([("y", "rule:y")])
                 .unwrap()
                 .check("y", &c, &t)
-                == false
         );
     }
 }
