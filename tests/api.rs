@@ -900,3 +900,18 @@ async fn discovery_endpoints() {
         json!({"limit": -1, "usage": 2})
     );
 }
+
+#[tokio::test]
+async fn the_openapi_document_is_served() {
+    let s = common::start().await;
+    let doc: Value = s
+        .get("/v2/openapi.json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["openapi"], "3.0.3");
+    assert!(doc["paths"]["/v2/images/{image_id}/file"]["put"].is_object());
+}

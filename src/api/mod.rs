@@ -34,6 +34,9 @@ pub use errors::{status_of, webob_error};
 use parse::PageLimits;
 use routes::Route;
 
+/// The OpenAPI 3 document of everything served, at `/v2/openapi.json`.
+pub const OPENAPI: &[u8] = include_bytes!("openapi.json");
+
 /// The request id header, as Glance names it.
 pub const REQUEST_ID: &str = "x-openstack-request-id";
 
@@ -512,6 +515,7 @@ impl Api {
                 let doc = schemas::document(name).ok_or_else(not_found)?;
                 body::json(StatusCode::OK, doc.to_vec())
             }
+            (Route::OpenApi, _) => body::json(StatusCode::OK, OPENAPI.to_vec()),
             (Route::InfoImport, _) => ok_json(
                 StatusCode::OK,
                 &serde_json::json!({"import-methods": {

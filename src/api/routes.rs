@@ -16,6 +16,7 @@ pub enum Route {
     InfoImport,
     InfoStores { detail: bool },
     InfoUsage,
+    OpenApi,
     NotFound,
 }
 
@@ -44,6 +45,7 @@ impl Route {
             ["info", "stores"] => Route::InfoStores { detail: false },
             ["info", "stores", "detail"] => Route::InfoStores { detail: true },
             ["info", "usage"] => Route::InfoUsage,
+            ["openapi.json"] => Route::OpenApi,
             _ => Route::NotFound,
         }
     }
@@ -58,10 +60,35 @@ impl Route {
             Route::Deactivate(_) | Route::Reactivate(_) => &[Method::POST],
             Route::Members(_) => &[Method::GET, Method::POST],
             Route::Member(..) => &[Method::GET, Method::PUT, Method::DELETE],
-            Route::Schema(_) | Route::InfoImport | Route::InfoStores { .. } | Route::InfoUsage => {
-                &[Method::GET]
-            }
+            Route::Schema(_)
+            | Route::InfoImport
+            | Route::InfoStores { .. }
+            | Route::InfoUsage
+            | Route::OpenApi => &[Method::GET],
             Route::NotFound => &[],
+        }
+    }
+
+    /// The route's path template in the OpenAPI document. The match is exhaustive,
+    /// so a new route does not build (its tests) until it has one.
+    #[cfg(test)]
+    pub fn template(&self) -> String {
+        match self {
+            Route::Images => "/v2/images".into(),
+            Route::Image(_) => "/v2/images/{image_id}".into(),
+            Route::ImageFile(_) => "/v2/images/{image_id}/file".into(),
+            Route::ImageTag(..) => "/v2/images/{image_id}/tags/{tag_value}".into(),
+            Route::Deactivate(_) => "/v2/images/{image_id}/actions/deactivate".into(),
+            Route::Reactivate(_) => "/v2/images/{image_id}/actions/reactivate".into(),
+            Route::Members(_) => "/v2/images/{image_id}/members".into(),
+            Route::Member(..) => "/v2/images/{image_id}/members/{member_id}".into(),
+            Route::Schema(name) => format!("/v2/schemas/{name}"),
+            Route::InfoImport => "/v2/info/import".into(),
+            Route::InfoStores { detail: false } => "/v2/info/stores".into(),
+            Route::InfoStores { detail: true } => "/v2/info/stores/detail".into(),
+            Route::InfoUsage => "/v2/info/usage".into(),
+            Route::OpenApi => "/v2/openapi.json".into(),
+            Route::NotFound => String::new(),
         }
     }
 
@@ -81,6 +108,69 @@ impl Route {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
+
+    /// Every route served is in `/v2/openapi.json`, and nothing else is.
+    #[test]
+    fn the_openapi_document_lists_exactly_the_routes() {
+        let doc: serde_json::Value = serde_json::from_slice(super::super::OPENAPI).unwrap();
+        let documented: BTreeSet<(String, String)> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .flat_map(|(path, item)| {
+                item.as_object()
+                    .unwrap()
+                    .keys()
+                    .filter(|k| *k != "parameters")
+                    .map(move |m| (path.clone(), m.to_uppercase()))
+            })
+            .collect();
+        let mut examples: Vec<String> = [
+            "images",
+            "images/i",
+            "images/i/file",
+            "images/i/tags/t",
+            "images/i/actions/deactivate",
+            "images/i/actions/reactivate",
+            "images/i/members",
+            "images/i/members/m",
+            "info/import",
+            "info/stores",
+            "info/stores/detail",
+            "info/usage",
+            "openapi.json",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        examples.extend(
+            super::super::schemas::NAMES
+                .iter()
+                .map(|n| format!("schemas/{n}")),
+        );
+        let mut served: BTreeSet<(String, String)> = examples
+            .iter()
+            .flat_map(|p| {
+                let route = Route::parse(p);
+                assert_ne!(route, Route::NotFound, "{p}");
+                route
+                    .methods()
+                    .iter()
+                    .map(move |m| (route.template(), m.to_string()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        // Served outside the v2 router.
+        served.insert(("/".into(), "GET".into()));
+        served.insert(("/versions".into(), "GET".into()));
+        let missing: Vec<_> = served.difference(&documented).collect();
+        let extra: Vec<_> = documented.difference(&served).collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "undocumented {missing:?}, not served {extra:?}"
+        );
+    }
 
     #[test]
     fn paths_map_to_routes() {
