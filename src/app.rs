@@ -11,6 +11,7 @@ use glance_layers::location::LocationLayer;
 use glance_layers::location::digest::HashAlgo;
 use glance_layers::notifier::{EventSink, NotifierLayer};
 use glance_layers::policy::{PolicyLayer, PolicyRules, rules::RuleSet};
+use glance_layers::protection::{PropertyProtectionLayer, PropertyRules};
 use glance_layers::quota::{QuotaLayer, QuotaLimits};
 use glance_layers::store::StoreSet;
 use glance_layers::{BoxImageService, ImageService};
@@ -131,6 +132,23 @@ impl AppBuilder {
             AuthMode::TrustedHeaders => Arc::new(TrustedHeaders),
         };
         let policy = PolicyRules::new(RuleSet::defaults());
+        let protections = match &d.property_protection_file {
+            None => None,
+            Some(path) => {
+                if d.property_protection_rule_format != "roles" {
+                    return Err(StartError::Config(format!(
+                        "property_protection_rule_format {:?} is not supported; use \"roles\"",
+                        d.property_protection_rule_format
+                    )));
+                }
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    StartError::Config(format!("property_protection_file {}: {e}", path.display()))
+                })?;
+                let rules = PropertyRules::parse(&text)
+                    .map_err(|e| StartError::Config(format!("{}: {e}", path.display())))?;
+                Some(PropertyProtectionLayer::new(rules))
+            }
+        };
         let quota = QuotaLimits {
             image_size_cap: d.image_size_cap,
             image_count_total: config.quota.image_count_total,
@@ -155,6 +173,10 @@ impl AppBuilder {
         let mut stack = BoxImageService::new(below_auth);
         for hook in self.hooks.into_iter().rev() {
             stack = hook(stack);
+        }
+        // Per-property role rules, where Glance puts them: just inside auth.
+        if let Some(protections) = protections {
+            stack = BoxImageService::new(protections.layer(stack));
         }
         // Resolve who is asking before anything else looks at the request.
         let stack = BoxImageService::new(AuthLayer::new(authenticator).layer(stack));

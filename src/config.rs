@@ -44,6 +44,10 @@ pub struct DefaultSection {
     pub max_json_body: usize,
     /// Seconds a client may take to send its request headers.
     pub header_read_timeout: u64,
+    /// Glance's property protections rules file; unset turns them off.
+    pub property_protection_file: Option<PathBuf>,
+    /// Only `roles` is supported.
+    pub property_protection_rule_format: String,
 }
 
 impl Default for DefaultSection {
@@ -62,6 +66,8 @@ impl Default for DefaultSection {
             default_publisher_id: "image.localhost".into(),
             max_json_body: 1 << 20,
             header_read_timeout: 30,
+            property_protection_file: None,
+            property_protection_rule_format: "roles".into(),
         }
     }
 }

@@ -458,3 +458,88 @@ async fn store_details_are_for_admins() {
         200
     );
 }
+
+#[tokio::test]
+async fn property_protections_from_the_rules_file() {
+    use glance_api::config::AuthMode;
+    let rules = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        rules.path(),
+        "[^x_billing_.*]\ncreate = admin\nread = admin,member\nupdate = admin\ndelete = admin\n\n[.*]\ncreate = @\nread = @\nupdate = @\ndelete = @\n",
+    )
+    .unwrap();
+    let path = rules.path().to_path_buf();
+    let s = common::start_with(
+        move |c| {
+            c.auth.mode = AuthMode::TrustedHeaders;
+            c.default.property_protection_file = Some(path);
+        },
+        |b| b,
+    )
+    .await;
+    let body = json!({"name": "p", "x_billing_code": "1"});
+    assert_eq!(
+        as_project(
+            s.post_json("/v2/images", body.clone()),
+            "p1",
+            "member,reader"
+        )
+        .send()
+        .await
+        .unwrap()
+        .status(),
+        403
+    );
+    let img: Value = as_project(s.post_json("/v2/images", body), "p1", "admin")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let path = format!("/v2/images/{}", img["id"].as_str().unwrap());
+    let seen: Value = as_project(s.get(&path), "p1", "reader")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        seen.get("x_billing_code").is_none(),
+        "readers do not see it"
+    );
+    let seen: Value = as_project(s.get(&path), "p1", "member,reader")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seen["x_billing_code"], "1");
+    let change = json!([{"op": "replace", "path": "/x_billing_code", "value": "2"}]);
+    assert_eq!(
+        as_project(s.patch(&path, change), "p1", "member,reader")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+}
+
+#[tokio::test]
+async fn a_broken_rules_file_stops_start_up_with_its_line() {
+    let rules = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(rules.path(), "[ok]\ncreate = @\n[(broken]\n").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = glance_api::config::Config::default();
+    config.default.data_dir = dir.path().to_path_buf();
+    config.default.property_protection_file = Some(rules.path().to_path_buf());
+    let err = glance_api::app::AppBuilder::new(config)
+        .build()
+        .await
+        .err()
+        .expect("start-up must fail");
+    assert!(err.to_string().contains("line 3"), "{err}");
+}

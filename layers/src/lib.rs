@@ -45,6 +45,7 @@ pub mod location;
 pub mod notifier;
 pub mod patch;
 pub mod policy;
+pub mod protection;
 pub mod quota;
 pub mod request;
 pub mod store;
