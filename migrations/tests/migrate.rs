@@ -31,3 +31,37 @@ async fn up_down_up_on_sqlite() {
     Migrator::down(&db, None).await.unwrap();
     Migrator::up(&db, None).await.unwrap();
 }
+
+/// The same on the database server CI names in `GLANCE_TEST_DATABASE_URL`
+/// (PostgreSQL or MariaDB), in a database made for the test.
+#[tokio::test]
+async fn up_down_up_on_the_test_database_server() {
+    let Some(admin_url) = std::env::var("GLANCE_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        return;
+    };
+    let name = format!("glance_m_{}", std::process::id());
+    let admin = Database::connect(&admin_url)
+        .await
+        .expect("the test database server");
+    admin
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name}"))
+        .await
+        .unwrap();
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap();
+    let db = Database::connect(format!("{base}/{name}")).await.unwrap();
+    Migrator::up(&db, None).await.unwrap();
+    Migrator::down(&db, None).await.unwrap();
+    Migrator::up(&db, None).await.unwrap();
+    db.close().await.unwrap();
+    admin
+        .execute_unprepared(&format!("DROP DATABASE {name}"))
+        .await
+        .unwrap();
+}

@@ -456,14 +456,18 @@ impl Repo {
                 .filter(image::Column::Status.ne(ImageStatus::Killed.as_str()))
         };
         let image_count = live().count_rows(&self.db).await?;
+        // SUM of a BIGINT is NUMERIC on PostgreSQL and DECIMAL on MySQL: cast back.
+        let bigint = match self.db.get_database_backend() {
+            sea_orm::DbBackend::MySql => "SIGNED",
+            _ => "BIGINT",
+        };
+        let sum = SimpleExpr::from(sea_orm::sea_query::Func::cast_as(
+            sea_orm::sea_query::Func::sum(Expr::col(image::Column::Size)),
+            sea_orm::sea_query::Alias::new(bigint),
+        ));
         let total: Option<Option<i64>> = live()
             .select_only()
-            .column_as(
-                SimpleExpr::from(sea_orm::sea_query::Func::sum(Expr::col(
-                    image::Column::Size,
-                ))),
-                "total",
-            )
+            .column_as(sum, "total")
             .into_tuple()
             .one(&self.db)
             .await

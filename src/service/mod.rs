@@ -223,7 +223,11 @@ impl ImageCore {
         self.check_counts(&image)?;
         self.repo.insert(&image).await.map_err(|e| match e {
             // Two creates with the same id raced past the check above.
-            ImageError::Internal(m) if m.to_lowercase().contains("unique") => {
+            ImageError::Internal(m)
+                if ["unique", "duplicate"]
+                    .iter()
+                    .any(|w| m.to_lowercase().contains(w)) =>
+            {
                 ImageError::Conflict(format!("Image ID {} already exists!", image.id))
             }
             other => other,

@@ -13,6 +13,7 @@ pub struct TestServer {
     pub dir: tempfile::TempDir,
     pub client: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
+    database: Option<TestDatabase>,
 }
 
 impl Drop for TestServer {
@@ -20,6 +21,78 @@ impl Drop for TestServer {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
+        if let Some(db) = self.database.take() {
+            db.drop_now();
+        }
+    }
+}
+
+/// The database server the suites run against: `GLANCE_TEST_DATABASE_URL` names an
+/// account that may create databases (`postgres://postgres@127.0.0.1:5432/postgres`,
+/// `mysql://root@127.0.0.1:3306/mysql`); unset means a SQLite file per test. Each
+/// test server gets a database of its own, dropped afterwards.
+pub fn database_server() -> Option<String> {
+    std::env::var("GLANCE_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+struct TestDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl TestDatabase {
+    async fn create(admin_url: &str) -> (TestDatabase, String) {
+        use sea_orm::ConnectionTrait;
+        let name = format!("glance_t_{}", uuid::Uuid::new_v4().simple());
+        let admin = sea_orm::Database::connect(admin_url)
+            .await
+            .unwrap_or_else(|e| panic!("GLANCE_TEST_DATABASE_URL {admin_url} unreachable: {e}"));
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        let _ = admin.close().await;
+        let base = admin_url
+            .rsplit_once('/')
+            .map(|(b, _)| b)
+            .unwrap_or(admin_url);
+        (
+            TestDatabase {
+                admin_url: admin_url.to_string(),
+                name: name.clone(),
+            },
+            format!("{base}/{name}"),
+        )
+    }
+
+    /// Drops the database from a thread of its own: `Drop` cannot await.
+    fn drop_now(self) {
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                use sea_orm::ConnectionTrait;
+                if let Ok(admin) = sea_orm::Database::connect(&self.admin_url).await {
+                    let force = if self.admin_url.starts_with("postgres") {
+                        " WITH (FORCE)"
+                    } else {
+                        ""
+                    };
+                    let _ = admin
+                        .execute_unprepared(&format!(
+                            "DROP DATABASE IF EXISTS {}{force}",
+                            self.name
+                        ))
+                        .await;
+                    let _ = admin.close().await;
+                }
+            })
+        })
+        .join();
     }
 }
 
@@ -34,6 +107,14 @@ pub async fn start_with(
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::default();
     config.default.data_dir = dir.path().to_path_buf();
+    let database = match database_server() {
+        Some(admin) => {
+            let (db, url) = TestDatabase::create(&admin).await;
+            config.database.connection = Some(url);
+            Some(db)
+        }
+        None => None,
+    };
     configure(&mut config);
     let app = customize(AppBuilder::new(config)).build().await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -51,6 +132,7 @@ pub async fn start_with(
         dir,
         client: reqwest::Client::new(),
         stop: Some(tx),
+        database,
     }
 }
 
