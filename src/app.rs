@@ -27,7 +27,7 @@ use crate::api::{Api, ApiBody, ApiConfig, REQUEST_ID, parse::PageLimits};
 use crate::config::{AuthMode, Config, NotificationDriver};
 use crate::db::Repo;
 use crate::http::request_id::RequestIdLayer;
-use crate::notify::{JsonLinesSink, NoopSink};
+use crate::notify::{JsonLinesSink, NoopSink, RabbitSink};
 use crate::service::{ImageCore, ImageLimits};
 use crate::store::FileStore;
 
@@ -117,6 +117,19 @@ impl AppBuilder {
                     .map_err(StartError::Notifications)?,
             ),
             NotificationDriver::Noop => Arc::new(NoopSink),
+            NotificationDriver::Messagingv2 => {
+                let url = d.transport_url.as_deref().ok_or_else(|| {
+                    StartError::Config("driver messagingv2 needs [DEFAULT] transport_url".into())
+                })?;
+                Arc::new(
+                    RabbitSink::start(
+                        url,
+                        &d.control_exchange,
+                        config.oslo_messaging_notifications.topics.clone(),
+                    )
+                    .map_err(StartError::Config)?,
+                )
+            }
         };
         let authenticator: Arc<dyn Authenticator> = match config.auth.mode {
             AuthMode::Noauth => {

@@ -48,6 +48,10 @@ pub struct DefaultSection {
     pub property_protection_file: Option<PathBuf>,
     /// Only `roles` is supported.
     pub property_protection_rule_format: String,
+    /// oslo.messaging's broker URL, `rabbit://user:pass@host:port/vhost`.
+    pub transport_url: Option<String>,
+    /// oslo's `control_exchange`: the exchange notifications go to.
+    pub control_exchange: String,
 }
 
 impl Default for DefaultSection {
@@ -68,6 +72,8 @@ impl Default for DefaultSection {
             header_read_timeout: 30,
             property_protection_file: None,
             property_protection_rule_format: "roles".into(),
+            transport_url: None,
+            control_exchange: "glance".into(),
         }
     }
 }
@@ -144,14 +150,28 @@ pub enum NotificationDriver {
     #[default]
     Log,
     Noop,
+    /// oslo.messaging's v2 format to `[DEFAULT] transport_url` (RabbitMQ).
+    Messagingv2,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct NotificationSection {
     pub driver: NotificationDriver,
     /// Unset means `data_dir/notifications.jsonl`.
     pub log_file: Option<PathBuf>,
+    /// oslo's notification topics; routing keys are `<topic>.<priority>`.
+    pub topics: Vec<String>,
+}
+
+impl Default for NotificationSection {
+    fn default() -> Self {
+        NotificationSection {
+            driver: NotificationDriver::Log,
+            log_file: None,
+            topics: vec!["notifications".into()],
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -1,8 +1,10 @@
 //! Where notifications go: implementations of `glance_layers::notifier::EventSink`.
 
 mod log;
+mod rabbit;
 
 pub use log::JsonLinesSink;
+pub use rabbit::{RabbitSink, amqp_uri, envelope};
 
 use glance_layers::notifier::{EventSink, Notification};
 
