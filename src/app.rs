@@ -13,7 +13,6 @@ use glance_layers::notifier::{EventSink, NotifierLayer};
 use glance_layers::policy::{PolicyLayer, PolicyRules, rules::RuleSet};
 use glance_layers::protection::{PropertyProtectionLayer, PropertyRules};
 use glance_layers::quota::{QuotaLayer, QuotaLimits};
-use glance_layers::store::StoreSet;
 use glance_layers::{BoxImageService, ImageService};
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -29,7 +28,6 @@ use crate::db::Repo;
 use crate::http::request_id::RequestIdLayer;
 use crate::notify::{JsonLinesSink, NoopSink, RabbitSink};
 use crate::service::{ImageCore, ImageLimits};
-use crate::store::FileStore;
 
 /// The whole HTTP service, type-erased, as the server runs it.
 pub type HttpService = BoxCloneSyncService<Request<Incoming>, Response<ApiBody>, Infallible>;
@@ -103,13 +101,8 @@ impl AppBuilder {
                 image_member_quota: d.image_member_quota,
             },
         );
-        let store_id = config.glance_store.default_backend.clone();
-        let file_store = FileStore::new(
-            config.store_dir(),
-            config.glance_store.filesystem_store_fsync,
-        )
-        .map_err(StartError::Store)?;
-        let stores = StoreSet::single(store_id.clone(), Arc::new(file_store));
+        let stores = crate::store::from_config(&config).map_err(StartError::Config)?;
+        let store_ids = stores.ids();
         let sink: Arc<dyn EventSink> = match config.oslo_messaging_notifications.driver {
             NotificationDriver::Log => Arc::new(
                 JsonLinesSink::open(config.notification_log())
@@ -203,7 +196,7 @@ impl AppBuilder {
                     max: d.api_limit_max,
                 },
                 max_json_body: d.max_json_body,
-                store_ids: vec![store_id],
+                store_ids,
             },
         );
         let http = ServiceBuilder::new()

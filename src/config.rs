@@ -9,7 +9,7 @@ use figment::providers::{Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct Config {
     #[serde(rename = "DEFAULT")]
     pub default: DefaultSection,
@@ -19,6 +19,47 @@ pub struct Config {
     pub quota: QuotaSection,
     pub oslo_messaging_notifications: NotificationSection,
     pub telemetry: TelemetrySection,
+    /// One section per store named in `[DEFAULT] enabled_backends`; any other
+    /// unknown section is refused when the service starts.
+    #[serde(flatten)]
+    pub backends: std::collections::BTreeMap<String, BackendSection>,
+}
+
+/// The options of one store, with glance_store's names.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackendSection {
+    pub store_description: Option<String>,
+    pub weight: i64,
+    /// `file` stores: their directory.
+    pub filesystem_store_datadir: Option<PathBuf>,
+    /// `s3` stores: `http://host:port` or a host name (https).
+    pub s3_store_host: Option<String>,
+    pub s3_store_access_key: Option<String>,
+    pub s3_store_secret_key: Option<String>,
+    pub s3_store_bucket: Option<String>,
+    pub s3_store_region_name: String,
+    /// MiB per multipart part.
+    pub s3_store_large_object_chunk_size: usize,
+    /// Parts uploading at once.
+    pub s3_store_thread_pools: usize,
+}
+
+impl Default for BackendSection {
+    fn default() -> Self {
+        BackendSection {
+            store_description: None,
+            weight: 0,
+            filesystem_store_datadir: None,
+            s3_store_host: None,
+            s3_store_access_key: None,
+            s3_store_secret_key: None,
+            s3_store_bucket: None,
+            s3_store_region_name: "us-east-1".into(),
+            s3_store_large_object_chunk_size: 10,
+            s3_store_thread_pools: 10,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -52,6 +93,9 @@ pub struct DefaultSection {
     pub transport_url: Option<String>,
     /// oslo's `control_exchange`: the exchange notifications go to.
     pub control_exchange: String,
+    /// `id:type,id:type` (types `file`, `s3`); unset means one `file` store named
+    /// `[glance_store] default_backend`.
+    pub enabled_backends: Option<String>,
 }
 
 impl Default for DefaultSection {
@@ -74,6 +118,7 @@ impl Default for DefaultSection {
             property_protection_rule_format: "roles".into(),
             transport_url: None,
             control_exchange: "glance".into(),
+            enabled_backends: None,
         }
     }
 }
@@ -334,6 +379,28 @@ mod tests {
                 .database_url()
                 .starts_with("sqlite://./data/glance.sqlite")
         );
+    }
+
+    #[test]
+    fn store_sections_by_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("glance.toml");
+        std::fs::write(
+            &file,
+            "[DEFAULT]\nenabled_backends = \"fast:file, cheap:s3\"\n[glance_store]\ndefault_backend = \"fast\"\n[cheap]\ns3_store_host = \"http://127.0.0.1:1\"\n",
+        )
+        .unwrap();
+        let env = vec![(
+            "GLANCE__CHEAP__S3_STORE_BUCKET".to_string(),
+            "images".to_string(),
+        )];
+        let c = Config::load(Some(&file), env, &Overrides::default()).unwrap();
+        assert_eq!(
+            c.backends["cheap"].s3_store_bucket.as_deref(),
+            Some("images")
+        );
+        assert_eq!(c.backends["cheap"].s3_store_thread_pools, 10);
+        assert_eq!(c.glance_store.default_backend, "fast");
     }
 
     #[test]

@@ -383,6 +383,7 @@ mod tests {
         let kinds: Vec<_> = events_of(Operation::Upload {
             id: "a".into(),
             data,
+            store: None,
         })
         .await
         .into_iter()

@@ -288,6 +288,7 @@ mod tests {
             Operation::Upload {
                 id: "x".into(),
                 data: ImageData::new(body, expected),
+                store: None,
             },
         )
     }

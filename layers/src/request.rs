@@ -53,6 +53,8 @@ pub enum Operation {
     Upload {
         id: String,
         data: ImageData,
+        /// `X-Image-Meta-Store`: the store to write to; `None` is the default one.
+        store: Option<String>,
     },
     Download {
         id: String,
@@ -378,6 +380,7 @@ pub struct StoreInfo {
     pub default: bool,
     pub read_only: bool,
     pub weight: i64,
+    pub description: Option<String>,
     /// Backend settings shown by `/v2/info/stores/detail`.
     pub properties: serde_json::Value,
 }

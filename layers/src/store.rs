@@ -88,11 +88,20 @@ pub trait Store: Send + Sync + 'static {
     }
 }
 
+/// One enabled store and how it is presented.
+#[derive(Clone)]
+pub struct StoreEntry {
+    pub store: Arc<dyn Store>,
+    /// Locations in heavier stores are read first.
+    pub weight: i64,
+    pub description: Option<String>,
+}
+
 /// The enabled stores, by id, with the default one (Glance's `enabled_backends`).
 #[derive(Clone)]
 pub struct StoreSet {
     default: String,
-    stores: BTreeMap<String, Arc<dyn Store>>,
+    stores: BTreeMap<String, StoreEntry>,
 }
 
 impl StoreSet {
@@ -101,8 +110,38 @@ impl StoreSet {
         let id = id.into();
         StoreSet {
             default: id.clone(),
-            stores: BTreeMap::from([(id, store)]),
+            stores: BTreeMap::from([(
+                id,
+                StoreEntry {
+                    store,
+                    weight: 0,
+                    description: None,
+                },
+            )]),
         }
+    }
+
+    /// Several stores; `default` must be one of them.
+    pub fn new(
+        default: impl Into<String>,
+        stores: Vec<(String, StoreEntry)>,
+    ) -> Result<Self, String> {
+        let default = default.into();
+        let mut map = BTreeMap::new();
+        for (id, entry) in stores {
+            if map.insert(id.clone(), entry).is_some() {
+                return Err(format!("store id {id:?} is enabled twice"));
+            }
+        }
+        if !map.contains_key(&default) {
+            return Err(format!(
+                "default_backend {default:?} is not among the enabled backends"
+            ));
+        }
+        Ok(StoreSet {
+            default,
+            stores: map,
+        })
     }
 
     pub fn default_id(&self) -> &str {
@@ -110,11 +149,19 @@ impl StoreSet {
     }
 
     pub fn default_store(&self) -> &Arc<dyn Store> {
-        &self.stores[&self.default]
+        &self.stores[&self.default].store
     }
 
     pub fn get(&self, id: &str) -> Option<&Arc<dyn Store>> {
-        self.stores.get(id)
+        self.stores.get(id).map(|e| &e.store)
+    }
+
+    pub fn weight(&self, id: &str) -> i64 {
+        self.stores.get(id).map(|e| e.weight).unwrap_or(0)
+    }
+
+    pub fn description(&self, id: &str) -> Option<&str> {
+        self.stores.get(id).and_then(|e| e.description.as_deref())
     }
 
     /// The store holding `url`: the one named in the location metadata, else the
@@ -122,12 +169,17 @@ impl StoreSet {
     pub fn for_location(&self, url: &str, store_id: Option<&str>) -> Option<&Arc<dyn Store>> {
         store_id
             .and_then(|id| self.stores.get(id))
+            .map(|e| &e.store)
             .filter(|s| s.owns(url))
-            .or_else(|| self.stores.values().find(|s| s.owns(url)))
+            .or_else(|| self.stores.values().map(|e| &e.store).find(|s| s.owns(url)))
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Arc<dyn Store>)> {
-        self.stores.iter().map(|(k, v)| (k.as_str(), v))
+        self.stores.iter().map(|(k, v)| (k.as_str(), &v.store))
+    }
+
+    pub fn ids(&self) -> Vec<String> {
+        self.stores.keys().cloned().collect()
     }
 }
 

@@ -427,7 +427,13 @@ impl Api {
                     ImageError::ClientGone
                 });
                 let data = ImageData::new(stream, expected);
-                self.call_stack(ctx, Operation::Upload { id, data }).await?;
+                let store = parts
+                    .headers
+                    .get("x-image-meta-store")
+                    .and_then(|v| v.to_str().ok())
+                    .map(|s| s.trim().to_string());
+                self.call_stack(ctx, Operation::Upload { id, data, store })
+                    .await?;
                 body::no_content_html()
             }
             (Route::ImageFile(id), &Method::GET) => {

@@ -79,6 +79,9 @@ pub fn stores(list: &[glance_layers::StoreInfo], detail: bool) -> Value {
         .map(|s| {
             let mut m = Map::new();
             m.insert("id".into(), s.id.clone().into());
+            if let Some(d) = &s.description {
+                m.insert("description".into(), d.clone().into());
+            }
             if s.default {
                 m.insert("default".into(), "true".into());
             }

@@ -7,3 +7,79 @@ mod s3;
 pub use file::FileStore;
 pub use memory::MemoryStore;
 pub use s3::{S3Options, S3Store};
+
+use std::sync::Arc;
+
+use glance_layers::store::{StoreEntry, StoreSet};
+
+use crate::config::Config;
+
+/// The stores `config` enables: `[DEFAULT] enabled_backends = "id:type,..."` with a
+/// section per id, or one `file` store when that is unset.
+pub fn from_config(config: &Config) -> Result<StoreSet, String> {
+    let fsync = config.glance_store.filesystem_store_fsync;
+    let default = config.glance_store.default_backend.clone();
+    let Some(enabled) = &config.default.enabled_backends else {
+        if let Some(extra) = config.backends.keys().next() {
+            return Err(format!(
+                "unknown section [{extra}] (no enabled_backends names it)"
+            ));
+        }
+        let store =
+            FileStore::new(config.store_dir(), fsync).map_err(|e| format!("file store: {e}"))?;
+        return Ok(StoreSet::single(default, Arc::new(store)));
+    };
+    let mut stores = Vec::new();
+    for item in enabled.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (id, kind) = item
+            .split_once(':')
+            .map(|(a, b)| (a.trim(), b.trim()))
+            .ok_or_else(|| format!("enabled_backends entry {item:?} is not id:type"))?;
+        let section = config.backends.get(id).cloned().unwrap_or_default();
+        let store: Arc<dyn glance_layers::store::Store> = match kind {
+            "file" => {
+                let dir = section
+                    .filesystem_store_datadir
+                    .clone()
+                    .unwrap_or_else(|| config.default.data_dir.join("images").join(id));
+                Arc::new(FileStore::new(dir, fsync).map_err(|e| format!("store {id}: {e}"))?)
+            }
+            "s3" => {
+                let need = |v: &Option<String>, name: &str| {
+                    v.clone()
+                        .ok_or_else(|| format!("store {id}: [{id}] {name} is required"))
+                };
+                Arc::new(S3Store::new(S3Options {
+                    host: need(&section.s3_store_host, "s3_store_host")?,
+                    access_key: need(&section.s3_store_access_key, "s3_store_access_key")?,
+                    secret_key: need(&section.s3_store_secret_key, "s3_store_secret_key")?,
+                    bucket: need(&section.s3_store_bucket, "s3_store_bucket")?,
+                    region: section.s3_store_region_name.clone(),
+                    chunk_size: section.s3_store_large_object_chunk_size.max(5) << 20,
+                    concurrency: section.s3_store_thread_pools.max(1),
+                })?)
+            }
+            other => {
+                return Err(format!(
+                    "store {id}: type {other:?} is not supported (file, s3)"
+                ));
+            }
+        };
+        stores.push((
+            id.to_string(),
+            StoreEntry {
+                store,
+                weight: section.weight,
+                description: section.store_description.clone(),
+            },
+        ));
+    }
+    for section in config.backends.keys() {
+        if !stores.iter().any(|(id, _)| id == section) {
+            return Err(format!(
+                "unknown section [{section}] (enabled_backends does not name it)"
+            ));
+        }
+    }
+    StoreSet::new(default, stores)
+}

@@ -16,6 +16,7 @@ pub struct TestServer {
     pub client: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     database: Option<TestDatabase>,
+    pub config: Config,
 }
 
 impl Drop for TestServer {
@@ -118,7 +119,22 @@ pub async fn start_with(
         None => None,
     };
     configure(&mut config);
-    let app = customize(AppBuilder::new(config)).build().await.unwrap();
+    let mut server = serve(customize(AppBuilder::new(config))).await;
+    server.dir = dir;
+    server.database = database;
+    server
+}
+
+/// Two API nodes over the same database and stores, as two hosts of one service.
+pub async fn start_pair(configure: impl FnOnce(&mut Config)) -> (TestServer, TestServer) {
+    let first = start_with(configure, |b| b).await;
+    let config = first.config.clone();
+    let second = serve(AppBuilder::new(config)).await;
+    (first, second)
+}
+
+async fn serve(builder: AppBuilder) -> TestServer {
+    let app = builder.build().await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = oneshot::channel();
@@ -131,10 +147,11 @@ pub async fn start_with(
     }));
     TestServer {
         url,
-        dir,
+        dir: tempfile::tempdir().unwrap(),
         client: reqwest::Client::new(),
         stop: Some(tx),
-        database,
+        database: None,
+        config: app.config,
     }
 }
 

@@ -69,7 +69,9 @@ impl<S: ImageService> Service<ImageRequest> for LocationService<S> {
         Box::pin(async move {
             let ImageRequest { ctx, op } = req;
             match op {
-                Operation::Upload { id, data } => upload(inner, stores, algo, ctx, id, data).await,
+                Operation::Upload { id, data, store } => {
+                    upload(inner, stores, algo, ctx, id, data, store).await
+                }
                 Operation::Download { id, range } => {
                     let image = inner
                         .oneshot(ImageRequest::new(ctx, Operation::Get { id }))
@@ -99,7 +101,8 @@ impl<S: ImageService> Service<ImageRequest> for LocationService<S> {
                             kind: store.kind(),
                             default: id == stores.default_id(),
                             read_only: !store.capabilities().write,
-                            weight: 0,
+                            weight: stores.weight(id),
+                            description: stores.description(id).map(str::to_string),
                             properties: if detail {
                                 store.properties()
                             } else {
@@ -125,9 +128,15 @@ async fn upload<S: ImageService>(
     ctx: RequestContext,
     id: String,
     data: ImageData,
+    store_id: Option<String>,
 ) -> Result<ImageResponse, ImageError> {
-    let store_id = stores.default_id().to_string();
-    let store = stores.default_store().clone();
+    let store_id = store_id.unwrap_or_else(|| stores.default_id().to_string());
+    let store = stores
+        .get(&store_id)
+        .ok_or_else(|| {
+            ImageError::BadRequest(format!("Store for identifier {store_id} not found"))
+        })?
+        .clone();
     if !store.capabilities().write {
         return Err(ImageError::Gone(
             "Adding images to this store is disabled.".into(),
@@ -269,7 +278,11 @@ async fn download(
     };
     let range = range.map(|r| r.resolve(size)).transpose()?;
     let mut last_error = ImageError::Unavailable("No location of the image could be read.".into());
-    for loc in &image.locations {
+    // Heavier stores first, as Glance orders locations by store weight.
+    let mut locations: Vec<&Location> = image.locations.iter().collect();
+    locations
+        .sort_by_key(|l| std::cmp::Reverse(store_of(l).map(|s| stores.weight(s)).unwrap_or(0)));
+    for loc in locations {
         let Some(store) = stores.for_location(&loc.url, store_of(loc)) else {
             continue;
         };
@@ -446,6 +459,7 @@ mod tests {
             Operation::Upload {
                 id: "img".into(),
                 data,
+                store: None,
             },
         )
     }
