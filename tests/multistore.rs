@@ -182,3 +182,25 @@ async fn two_nodes_on_one_database_and_one_bucket_act_as_one() {
     );
     assert!(!s3dir.path().join("glance").join(id).exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_from_a_store() {
+    let s3dir = tempfile::tempdir().unwrap();
+    let addr = s3::start(s3dir.path(), "glance").await;
+    let s = common::start_with(|c| with_s3(c, addr, "fast"), |b| b).await;
+    let id = s.create(json!({})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let del = |store: &str| s.delete(&format!("/v2/stores/{store}/{id}")).send();
+    assert_eq!(del("fast").await.unwrap().status(), 409, "not active yet");
+    s.upload(&id, vec![1u8; 10]).send().await.unwrap();
+    assert_eq!(del("cheap").await.unwrap().status(), 404, "no data there");
+    assert_eq!(del("nope").await.unwrap().status(), 409, "unknown store");
+    assert_eq!(
+        del("fast").await.unwrap().status(),
+        403,
+        "the only copy stays"
+    );
+    assert_eq!(s.image(&id).await["status"], "active");
+}

@@ -107,6 +107,16 @@ pub enum Operation {
     AbortUpload {
         id: String,
     },
+    /// `DELETE /v2/stores/{store_id}/{image_id}`: drop one replica of the data.
+    DeleteFromStore {
+        id: String,
+        store_id: String,
+    },
+    /// Forget one location of an image (issued by the location layer).
+    RemoveLocation {
+        id: String,
+        url: String,
+    },
     /// `GET /v2/info/stores[/detail]`, answered by the location layer.
     StoresInfo {
         detail: bool,
@@ -138,6 +148,8 @@ impl Operation {
             Operation::BeginUpload { .. } => "begin_upload",
             Operation::FinishUpload { .. } => "finish_upload",
             Operation::AbortUpload { .. } => "abort_upload",
+            Operation::DeleteFromStore { .. } => "delete_image_location",
+            Operation::RemoveLocation { .. } => "remove_location",
             Operation::StoresInfo { detail: false } => "stores_info",
             Operation::StoresInfo { detail: true } => "stores_info_detail",
             Operation::Usage => "get_usage",
@@ -167,7 +179,9 @@ impl Operation {
             | Operation::DeleteMember { id, .. }
             | Operation::BeginUpload { id }
             | Operation::FinishUpload { id, .. }
-            | Operation::AbortUpload { id } => Some(id),
+            | Operation::AbortUpload { id }
+            | Operation::DeleteFromStore { id, .. }
+            | Operation::RemoveLocation { id, .. } => Some(id),
         }
     }
 }

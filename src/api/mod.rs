@@ -522,6 +522,11 @@ impl Api {
                 body::json(StatusCode::OK, doc.to_vec())
             }
             (Route::OpenApi, _) => body::json(StatusCode::OK, OPENAPI.to_vec()),
+            (Route::StoreImage(store_id, id), _) => {
+                self.call_stack(ctx, Operation::DeleteFromStore { id, store_id })
+                    .await?;
+                body::no_content_html()
+            }
             (Route::InfoImport, _) => ok_json(
                 StatusCode::OK,
                 &serde_json::json!({"import-methods": {

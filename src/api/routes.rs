@@ -17,6 +17,7 @@ pub enum Route {
     InfoStores { detail: bool },
     InfoUsage,
     OpenApi,
+    StoreImage(String, String),
     NotFound,
 }
 
@@ -46,6 +47,9 @@ impl Route {
             ["info", "stores", "detail"] => Route::InfoStores { detail: true },
             ["info", "usage"] => Route::InfoUsage,
             ["openapi.json"] => Route::OpenApi,
+            ["stores", store, id] if !store.is_empty() && !id.is_empty() => {
+                Route::StoreImage(s(store), s(id))
+            }
             _ => Route::NotFound,
         }
     }
@@ -65,6 +69,7 @@ impl Route {
             | Route::InfoStores { .. }
             | Route::InfoUsage
             | Route::OpenApi => &[Method::GET],
+            Route::StoreImage(..) => &[Method::DELETE],
             Route::NotFound => &[],
         }
     }
@@ -88,6 +93,7 @@ impl Route {
             Route::InfoStores { detail: true } => "/v2/info/stores/detail".into(),
             Route::InfoUsage => "/v2/info/usage".into(),
             Route::OpenApi => "/v2/openapi.json".into(),
+            Route::StoreImage(..) => "/v2/stores/{store_id}/{image_id}".into(),
             Route::NotFound => String::new(),
         }
     }
@@ -140,6 +146,7 @@ mod tests {
             "info/stores/detail",
             "info/usage",
             "openapi.json",
+            "stores/s/i",
         ]
         .iter()
         .map(|s| s.to_string())

@@ -345,6 +345,19 @@ impl Repo {
         Ok(true)
     }
 
+    /// Forgets one active location of an image; returns whether there was one.
+    pub async fn remove_location(&self, image_id: &str, url: &str) -> Result<bool> {
+        let res = location::Entity::update_many()
+            .col_expr(location::Column::Status, Expr::value("deleted"))
+            .filter(location::Column::ImageId.eq(image_id))
+            .filter(location::Column::Url.eq(url))
+            .filter(location::Column::Status.eq("active"))
+            .exec(&self.db)
+            .await
+            .map_err(db_error)?;
+        Ok(res.rows_affected > 0)
+    }
+
     /// Marks the image deleted if it is still in `from`; returns whether it was.
     pub async fn soft_delete(
         &self,

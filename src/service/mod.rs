@@ -169,6 +169,14 @@ impl ImageCore {
                 }
                 Ok(ImageResponse::Member(member))
             }
+            Operation::RemoveLocation { id, url } => {
+                if !self.repo.remove_location(&id, &url).await? {
+                    return Err(ImageError::NotFound(format!(
+                        "Image {id} has no location {url}"
+                    )));
+                }
+                self.image(&id).await.map(ImageResponse::image)
+            }
             Operation::BeginUpload { id } => self.begin_upload(&id).await,
             Operation::FinishUpload { id, stored } => self.finish_upload(&id, &stored).await,
             Operation::AbortUpload { id } => {

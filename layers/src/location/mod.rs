@@ -93,6 +93,9 @@ impl<S: ImageService> Service<ImageRequest> for LocationService<S> {
                     }
                     Ok(ImageResponse::image(deleted))
                 }
+                Operation::DeleteFromStore { id, store_id } => {
+                    delete_from_store(inner, &stores, ctx, id, store_id).await
+                }
                 Operation::StoresInfo { detail } => Ok(ImageResponse::Stores(
                     stores
                         .iter()
@@ -265,6 +268,62 @@ async fn rollback<S: ImageService>(
     {
         tracing::warn!(image = %id, %url, error = %e, "could not remove the data of a failed upload");
     }
+}
+
+/// Removes the replica of an image's data held in one store, keeping the others.
+async fn delete_from_store<S: ImageService>(
+    inner: S,
+    stores: &StoreSet,
+    ctx: RequestContext,
+    id: String,
+    store_id: String,
+) -> Result<ImageResponse, ImageError> {
+    let image = inner
+        .clone()
+        .oneshot(ImageRequest::new(
+            ctx.clone(),
+            Operation::Get { id: id.clone() },
+        ))
+        .await?
+        .into_image()?;
+    let store = stores
+        .get(&store_id)
+        .ok_or_else(|| ImageError::Conflict(format!("Unknown store {store_id}.")))?
+        .clone();
+    if image.status != crate::ImageStatus::Active {
+        return Err(ImageError::Conflict(
+            "It's not allowed to remove image data from store if image status is not 'active'"
+                .into(),
+        ));
+    }
+    let loc = image
+        .locations
+        .iter()
+        .find(|l| store_of(l) == Some(store_id.as_str()))
+        .ok_or_else(|| {
+            ImageError::NotFound(format!(
+                "Image {id} data is not present in store {store_id}"
+            ))
+        })?
+        .clone();
+    if image.locations.len() == 1 {
+        return Err(ImageError::Forbidden(
+            "Cannot delete image data from the only store containing it. Consider deleting the image instead if you want to remove all image data".into(),
+        ));
+    }
+    let updated = inner
+        .oneshot(ImageRequest::new(
+            ctx,
+            Operation::RemoveLocation {
+                id,
+                url: loc.url.clone(),
+            },
+        ))
+        .await?;
+    if let Err(e) = store.delete(&loc.url).await {
+        tracing::warn!(url = %loc.url, error = %e, "could not delete a removed location's data");
+    }
+    Ok(updated)
 }
 
 async fn download(
@@ -506,6 +565,32 @@ mod tests {
             ImageStatus::Queued
         );
         assert!(store.0.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn downloads_fall_back_to_the_next_location() {
+        let (core, store) = (Core::with_image(), Arc::new(MapStore::default()));
+        let svc = service(core.clone(), store.clone());
+        svc.clone().oneshot(upload(b"payload")).await.unwrap();
+        {
+            let mut guard = core.image.lock().unwrap();
+            let img = guard.as_mut().unwrap();
+            let mut lost = img.locations[0].clone();
+            lost.url = "map://lost".into();
+            img.locations.insert(0, lost);
+        }
+        let ImageResponse::Data(d) = svc
+            .oneshot(op(Operation::Download {
+                id: "img".into(),
+                range: None,
+            }))
+            .await
+            .unwrap()
+        else {
+            panic!("expected data")
+        };
+        let bytes: Vec<Bytes> = d.data.map(|c| c.unwrap()).collect().await;
+        assert_eq!(bytes.concat(), b"payload");
     }
 
     #[tokio::test]

@@ -226,6 +226,7 @@ impl Plan {
             Operation::GetMember { .. } => ImageCheck::ShowMember,
             Operation::AddMember { .. } => ImageCheck::Action("add_member"),
             Operation::DeleteMember { .. } => ImageCheck::Action("delete_member"),
+            Operation::DeleteFromStore { .. } => ImageCheck::Action("delete_image_location"),
             Operation::UpdateMember { member_id, .. } => {
                 ImageCheck::ModifyMember(member_id.clone())
             }
