@@ -35,7 +35,7 @@ fn pipeline(c: &mut Criterion) {
                     while let Some(chunk) = s.next().await {
                         black_box(chunk.unwrap());
                     }
-                    black_box(rx.await.unwrap())
+                    black_box(rx.wait().await.unwrap())
                 })
             })
         });

@@ -10,11 +10,16 @@ use async_trait::async_trait;
 use futures_util::{StreamExt, TryStreamExt};
 use glance_layers::store::{Capabilities, Store, StoreError, StoredObject};
 use glance_layers::{DataStream, ImageError};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter};
+use std::io::Write;
+
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
-/// Bytes per write to disk and per chunk read back.
+/// Bytes per chunk read back.
 const CHUNK: usize = 1 << 20;
+/// Chunks queued for the writer thread, at most.
+const WRITE_QUEUE: usize = 32;
 
 #[derive(Debug, Clone)]
 pub struct FileStore {
@@ -106,28 +111,46 @@ impl Store for FileStore {
         let tmp_path = self
             .root
             .join(format!(".{image_id}.{}.tmp", uuid::Uuid::new_v4().simple()));
-        let file = tokio::fs::OpenOptions::new()
+        let file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&tmp_path)
-            .await
             .map_err(|e| self.backend(e))?;
         let mut guard = TempFile {
             path: Some(tmp_path.clone()),
         };
-        let mut out = BufWriter::with_capacity(CHUNK, file);
+        // One blocking thread writes the chunks as they come, straight from the
+        // request's buffers into the file: no copy into a user-space buffer, no
+        // hand-off per write. The queue bounds what is held in memory.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(WRITE_QUEUE);
+        let fsync = self.fsync;
+        let writer = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            let mut file = file;
+            while let Some(chunk) = rx.blocking_recv() {
+                file.write_all(&chunk)?;
+            }
+            if fsync {
+                file.sync_all()?;
+            }
+            Ok(())
+        });
         let mut size = 0u64;
         while let Some(chunk) = data.next().await {
             let chunk = chunk.map_err(StoreError::Data)?;
             size += chunk.len() as u64;
-            out.write_all(&chunk).await.map_err(|e| self.backend(e))?;
+            if tx.send(chunk).await.is_err() {
+                // The writer stopped: its error says why.
+                break;
+            }
         }
-        out.flush().await.map_err(|e| self.backend(e))?;
-        let file = out.into_inner();
-        if self.fsync {
-            file.sync_all().await.map_err(|e| self.backend(e))?;
-        }
-        drop(file);
+        drop(tx);
+        writer
+            .await
+            .map_err(|e| StoreError::Backend {
+                store: "file".into(),
+                message: e.to_string(),
+            })?
+            .map_err(|e| self.backend(e))?;
         tokio::fs::rename(&tmp_path, &dest)
             .await
             .map_err(|e| self.backend(e))?;

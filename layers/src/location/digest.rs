@@ -9,6 +9,7 @@ use futures_util::Stream;
 use md5::Md5;
 use sha2::{Digest, Sha256, Sha384, Sha512};
 use tokio::sync::oneshot;
+use tokio_util::sync::PollSender;
 
 use crate::{DataStream, ImageError};
 
@@ -81,36 +82,73 @@ pub struct Digests {
     pub multihash: String,
 }
 
+/// Chunks queued for the multihash thread, at most.
+const HASH_QUEUE: usize = 16;
+
 /// Passes the data through, hashing it, and fails the stream when its length differs
-/// from the expected size. The digests arrive on the receiver once the stream ends
-/// cleanly.
+/// from the expected size. MD5 is computed inline; the multihash on a blocking
+/// thread fed clones of the chunks (a `Bytes` clone is a reference count), so the
+/// two hashes and the write overlap on a machine with cores to spare.
 pub struct DigestingStream {
     inner: DataStream,
     md5: Md5,
-    multi: Option<MultiHasher>,
-    algo: HashAlgo,
     size: u64,
     expected: Option<u64>,
-    done: Option<oneshot::Sender<Digests>>,
+    to_hasher: Option<PollSender<Bytes>>,
+    /// A chunk waiting for room in the hasher's queue.
+    pending: Option<Bytes>,
+    done: Option<oneshot::Sender<(u64, String)>>,
+}
+
+/// Resolves to the digests once the stream has ended cleanly.
+pub struct PendingDigests {
+    inline: oneshot::Receiver<(u64, String)>,
+    multihash: tokio::task::JoinHandle<String>,
+    algo: HashAlgo,
+}
+
+impl PendingDigests {
+    /// `None` when the stream failed or was not read to its end.
+    pub async fn wait(self) -> Option<Digests> {
+        let (size, md5) = self.inline.await.ok()?;
+        let multihash = self.multihash.await.ok()?;
+        Some(Digests {
+            size,
+            md5,
+            algo: self.algo,
+            multihash,
+        })
+    }
 }
 
 impl DigestingStream {
-    pub fn new(
-        inner: DataStream,
-        algo: HashAlgo,
-        expected: Option<u64>,
-    ) -> (Self, oneshot::Receiver<Digests>) {
+    pub fn new(inner: DataStream, algo: HashAlgo, expected: Option<u64>) -> (Self, PendingDigests) {
         let (tx, rx) = oneshot::channel();
+        let (chunks_tx, mut chunks) = tokio::sync::mpsc::channel::<Bytes>(HASH_QUEUE);
+        let multihash = tokio::task::spawn_blocking(move || {
+            let mut hasher = MultiHasher::new(algo);
+            while let Some(chunk) = chunks.blocking_recv() {
+                hasher.update(&chunk);
+            }
+            hasher.finish()
+        });
         let stream = DigestingStream {
             inner,
             md5: Md5::new(),
-            multi: Some(MultiHasher::new(algo)),
-            algo,
             size: 0,
             expected,
+            to_hasher: Some(PollSender::new(chunks_tx)),
+            pending: None,
             done: Some(tx),
         };
-        (stream, rx)
+        (
+            stream,
+            PendingDigests {
+                inline: rx,
+                multihash,
+                algo,
+            },
+        )
     }
 
     fn mismatch(&self, got: &str) -> ImageError {
@@ -119,6 +157,12 @@ impl DigestingStream {
             self.expected.unwrap_or_default()
         ))
     }
+
+    fn fail(&mut self, e: ImageError) -> Poll<Option<Result<Bytes, ImageError>>> {
+        self.done = None;
+        self.to_hasher = None;
+        Poll::Ready(Some(Err(e)))
+    }
 }
 
 impl Stream for DigestingStream {
@@ -126,45 +170,57 @@ impl Stream for DigestingStream {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        if this.done.is_none() {
-            return Poll::Ready(None);
-        }
-        match this.inner.as_mut().poll_next(cx) {
-            Poll::Ready(Some(Ok(chunk))) => {
-                this.size += chunk.len() as u64;
-                if this.expected.is_some_and(|e| this.size > e) {
-                    this.done = None;
-                    return Poll::Ready(Some(Err(this.mismatch("more"))));
-                }
-                this.md5.update(&chunk);
-                if let Some(m) = this.multi.as_mut() {
-                    m.update(&chunk);
-                }
-                Poll::Ready(Some(Ok(chunk)))
+        loop {
+            if this.done.is_none() {
+                return Poll::Ready(None);
             }
-            Poll::Ready(None) => {
-                if this.expected.is_some_and(|e| this.size != e) {
-                    this.done = None;
-                    let got = this.size.to_string();
-                    return Poll::Ready(Some(Err(this.mismatch(&got))));
-                }
-                let md5 = std::mem::take(&mut this.md5);
-                let digests = Digests {
-                    size: this.size,
-                    md5: hex::encode(md5.finalize()),
-                    algo: this.algo,
-                    multihash: this
-                        .multi
-                        .take()
-                        .map(MultiHasher::finish)
-                        .unwrap_or_default(),
+            if let Some(chunk) = this.pending.take() {
+                let Some(tx) = this.to_hasher.as_mut() else {
+                    return Poll::Ready(None);
                 };
-                if let Some(tx) = this.done.take() {
-                    let _ = tx.send(digests);
+                match tx.poll_reserve(cx) {
+                    Poll::Pending => {
+                        this.pending = Some(chunk);
+                        return Poll::Pending;
+                    }
+                    Poll::Ready(Ok(())) => {
+                        if tx.send_item(chunk.clone()).is_err() {
+                            return this.fail(ImageError::internal("the hashing thread stopped"));
+                        }
+                        this.md5.update(&chunk);
+                        return Poll::Ready(Some(Ok(chunk)));
+                    }
+                    Poll::Ready(Err(_)) => {
+                        return this.fail(ImageError::internal("the hashing thread stopped"));
+                    }
                 }
-                Poll::Ready(None)
             }
-            other => other,
+            match this.inner.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) => {
+                    this.size += chunk.len() as u64;
+                    if this.expected.is_some_and(|e| this.size > e) {
+                        let e = this.mismatch("more");
+                        return this.fail(e);
+                    }
+                    this.pending = Some(chunk);
+                }
+                Poll::Ready(None) => {
+                    if this.expected.is_some_and(|e| this.size != e) {
+                        let got = this.size.to_string();
+                        let e = this.mismatch(&got);
+                        return this.fail(e);
+                    }
+                    // Closing the queue lets the hashing thread finish.
+                    this.to_hasher = None;
+                    let md5 = std::mem::take(&mut this.md5);
+                    if let Some(tx) = this.done.take() {
+                        let _ = tx.send((this.size, hex::encode(md5.finalize())));
+                    }
+                    return Poll::Ready(None);
+                }
+                Poll::Ready(Some(Err(e))) => return this.fail(e),
+                Poll::Pending => return Poll::Pending,
+            }
         }
     }
 }
@@ -187,7 +243,7 @@ mod tests {
                 break;
             }
         }
-        (result, rx.await.ok())
+        (result, rx.wait().await)
     }
 
     #[tokio::test]

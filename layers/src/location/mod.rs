@@ -163,7 +163,7 @@ async fn upload<S: ImageService>(
         }
     };
     guard.holds(store.clone(), stored.url.clone());
-    let Ok(digests) = digests.await else {
+    let Some(digests) = digests.wait().await else {
         guard.abort().await;
         return Err(ImageError::internal(
             "the store finished before the data did",
