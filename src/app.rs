@@ -54,6 +54,7 @@ pub struct AppBuilder {
 }
 
 /// A built service and the parts tests and operators may want to reach.
+#[derive(Clone)]
 pub struct App {
     pub http: HttpService,
     pub config: Config,
@@ -137,7 +138,7 @@ impl AppBuilder {
             }
             AuthMode::TrustedHeaders => Arc::new(TrustedHeaders),
         };
-        let policy = PolicyRules::new(RuleSet::defaults());
+        let policy = PolicyRules::new(load_policy(&config)?);
         let protections = match &d.property_protection_file {
             None => None,
             Some(path) => {
@@ -213,6 +214,26 @@ impl AppBuilder {
             config,
             policy,
         })
+    }
+}
+
+/// Glance's default rules, with `[oslo_policy] policy_file` on top when set.
+pub fn load_policy(config: &Config) -> Result<RuleSet, StartError> {
+    let Some(path) = &config.oslo_policy.policy_file else {
+        return Ok(RuleSet::defaults());
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| StartError::Config(format!("policy_file {}: {e}", path.display())))?;
+    glance_layers::policy::file::load(&text)
+        .map_err(|e| StartError::Config(format!("{}: {e}", path.display())))
+}
+
+impl App {
+    /// Re-reads the policy file (on SIGHUP); a broken file keeps the rules in force.
+    pub fn reload_policy(&self) -> Result<(), StartError> {
+        let rules = load_policy(&self.config)?;
+        self.policy.replace(rules);
+        Ok(())
     }
 }
 

@@ -19,6 +19,7 @@ pub struct Config {
     pub quota: QuotaSection,
     pub oslo_messaging_notifications: NotificationSection,
     pub telemetry: TelemetrySection,
+    pub oslo_policy: PolicySection,
     /// One section per store named in `[DEFAULT] enabled_backends`; any other
     /// unknown section is refused when the service starts.
     #[serde(flatten)]
@@ -217,6 +218,13 @@ impl Default for NotificationSection {
             topics: vec!["notifications".into()],
         }
     }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicySection {
+    /// oslo.policy overrides (YAML or JSON) over Glance's defaults; re-read on SIGHUP.
+    pub policy_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -101,8 +101,28 @@ async fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
+            #[cfg(unix)]
+            {
+                // SIGHUP re-reads the policy file, as oslo.policy-based services do.
+                let app = app.clone();
+                tokio::spawn(async move {
+                    let Ok(mut hup) =
+                        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+                    else {
+                        return;
+                    };
+                    while hup.recv().await.is_some() {
+                        match app.reload_policy() {
+                            Ok(()) => tracing::info!("policy reloaded"),
+                            Err(e) => {
+                                tracing::error!(error = %e, "policy not reloaded; the previous rules stay")
+                            }
+                        }
+                    }
+                });
+            }
             tracing::info!(address = %bind, "serving the Images API v2");
-            server::run(listener, app.http, options, shutdown_signal()).await;
+            server::run(listener, app.http.clone(), options, shutdown_signal()).await;
             ExitCode::SUCCESS
         }
     }

@@ -543,3 +543,72 @@ async fn a_broken_rules_file_stops_start_up_with_its_line() {
         .expect("start-up must fail");
     assert!(err.to_string().contains("line 3"), "{err}");
 }
+
+#[tokio::test]
+async fn a_policy_file_overrides_the_defaults_and_reloads() {
+    use glance_api::config::AuthMode;
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        file.path(),
+        "# image creation is for admins only\n\"add_image\": \"role:admin\"\n",
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = glance_api::config::Config::default();
+    config.default.data_dir = dir.path().to_path_buf();
+    config.auth.mode = AuthMode::TrustedHeaders;
+    config.oslo_policy.policy_file = Some(file.path().to_path_buf());
+    let app = glance_api::app::AppBuilder::new(config)
+        .build()
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(glance_api::server::run(
+        listener,
+        app.http.clone(),
+        Default::default(),
+        std::future::pending(),
+    ));
+    let client = reqwest::Client::new();
+    let create = |roles: &'static str| {
+        as_project(
+            client
+                .post(format!("{url}/v2/images"))
+                .json(&json!({"name": "x"})),
+            "p1",
+            roles,
+        )
+        .send()
+    };
+    assert_eq!(create("member,reader").await.unwrap().status(), 403);
+    assert_eq!(create("admin").await.unwrap().status(), 201);
+    // a broken edit is refused and the rules in force stay
+    std::fs::write(file.path(), "\"add_image\": \"role:admin or\"\n").unwrap();
+    assert!(app.reload_policy().is_err());
+    assert_eq!(create("member,reader").await.unwrap().status(), 403);
+    // an emptied file brings the defaults back
+    std::fs::write(file.path(), "").unwrap();
+    app.reload_policy().unwrap();
+    assert_eq!(create("member,reader").await.unwrap().status(), 201);
+}
+
+#[tokio::test]
+async fn a_broken_policy_file_stops_start_up_with_its_line() {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        file.path(),
+        "\"get_image\": \"\"\n\"add_image\": \"(role:admin\"\n",
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = glance_api::config::Config::default();
+    config.default.data_dir = dir.path().to_path_buf();
+    config.oslo_policy.policy_file = Some(file.path().to_path_buf());
+    let err = glance_api::app::AppBuilder::new(config)
+        .build()
+        .await
+        .err()
+        .expect("start-up must fail");
+    assert!(err.to_string().contains("line 2"), "{err}");
+}

@@ -4,6 +4,7 @@
 //! see but may not act on answer 403 (Glance's `ImageAPIPolicy._enforce`). Rules are
 //! oslo.policy text ([`rules`]), Glance's secure-RBAC defaults unless overridden.
 
+pub mod file;
 pub mod rules;
 
 use std::collections::HashMap;
