@@ -61,6 +61,14 @@ pub(crate) fn db_error(e: DbErr) -> ImageError {
     }
 }
 
+/// Whether the statement failed on a unique key (a row with that key exists).
+pub(crate) fn is_duplicate(e: &DbErr) -> bool {
+    matches!(
+        e.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
+}
+
 /// Microseconds since the epoch, the storage form of timestamps.
 pub(crate) fn to_micros(t: chrono::DateTime<chrono::Utc>) -> i64 {
     t.timestamp_micros()

@@ -72,19 +72,11 @@ impl Repo {
         &self.db
     }
 
-    /// Whether an image with this id was ever created (deleted ones included: Glance
-    /// never reuses an id).
-    pub async fn id_taken(&self, id: &str) -> Result<bool> {
-        Ok(image::Entity::find_by_id(id.to_string())
-            .one(&self.db)
-            .await
-            .map_err(db_error)?
-            .is_some())
-    }
-
-    pub async fn insert(&self, img: &Image) -> Result<()> {
+    /// Inserts a new image; `false` when its id was ever used (deleted images keep
+    /// their rows, so Glance's "never reuse an id" is the primary key's).
+    pub async fn insert(&self, img: &Image) -> Result<bool> {
         let txn = self.db.begin().await.map_err(db_error)?;
-        image::Entity::insert(image::ActiveModel {
+        let inserted = image::Entity::insert(image::ActiveModel {
             id: Set(img.id.clone()),
             name: Set(img.name.clone()),
             status: Set(img.status.as_str().into()),
@@ -107,11 +99,15 @@ impl Repo {
             deleted_at: Set(None),
         })
         .exec_without_returning(&txn)
-        .await
-        .map_err(db_error)?;
+        .await;
+        match inserted {
+            Err(e) if super::is_duplicate(&e) => return Ok(false),
+            other => other.map_err(db_error)?,
+        };
         insert_properties(&txn, &img.id, img.properties.iter()).await?;
         insert_tags(&txn, &img.id, img.tags.iter()).await?;
-        txn.commit().await.map_err(db_error)
+        txn.commit().await.map_err(db_error)?;
+        Ok(true)
     }
 
     /// The live (not deleted) image with this id, with its properties, tags and
@@ -421,8 +417,9 @@ impl Repo {
             .await
     }
 
-    pub async fn insert_member(&self, m: &Member) -> Result<()> {
-        member::Entity::insert(member::ActiveModel {
+    /// Adds a member; `false` when the project is a member already.
+    pub async fn insert_member(&self, m: &Member) -> Result<bool> {
+        let inserted = member::Entity::insert(member::ActiveModel {
             image_id: Set(m.image_id.clone()),
             member: Set(m.member_id.clone()),
             status: Set(m.status.as_str().into()),
@@ -430,9 +427,11 @@ impl Repo {
             updated_at: Set(to_micros(m.updated_at)),
         })
         .exec_without_returning(&self.db)
-        .await
-        .map_err(db_error)?;
-        Ok(())
+        .await;
+        match inserted {
+            Err(e) if super::is_duplicate(&e) => Ok(false),
+            other => other.map(|_| true).map_err(db_error),
+        }
     }
 
     pub async fn update_member(&self, m: &Member) -> Result<bool> {

@@ -205,11 +205,6 @@ impl ImageCore {
             .id
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        if self.repo.id_taken(&id).await? {
-            return Err(ImageError::Conflict(format!(
-                "Image ID {id} already exists!"
-            )));
-        }
         let mut image = Image::new(id, Utc::now());
         image.owner = new.owner.or_else(|| ctx.project_id().map(str::to_string));
         let attrs = [
@@ -229,17 +224,12 @@ impl ImageCore {
         image.tags = new.tags.into_iter().collect();
         image.properties = new.properties;
         self.check_counts(&image)?;
-        self.repo.insert(&image).await.map_err(|e| match e {
-            // Two creates with the same id raced past the check above.
-            ImageError::Internal(m)
-                if ["unique", "duplicate"]
-                    .iter()
-                    .any(|w| m.to_lowercase().contains(w)) =>
-            {
-                ImageError::Conflict(format!("Image ID {} already exists!", image.id))
-            }
-            other => other,
-        })?;
+        if !self.repo.insert(&image).await? {
+            return Err(ImageError::Conflict(format!(
+                "Image ID {} already exists!",
+                image.id
+            )));
+        }
         Ok(image)
     }
 
@@ -330,10 +320,12 @@ impl ImageCore {
                 "Not allowed to create members for image {id}."
             )));
         }
+        let duplicated = |member_id: &str| {
+            ImageError::Conflict(format!("Member {member_id} is duplicated for image {id}"))
+        };
+        // Checked before the member quota, so a duplicate is a 409 and not a 413.
         if self.repo.member(id, &member_id).await?.is_some() {
-            return Err(ImageError::Conflict(format!(
-                "Member {member_id} is duplicated for image {id}"
-            )));
+            return Err(duplicated(&member_id));
         }
         let count = self.repo.member_count(id).await? as usize;
         over_quota("image members", count + 1, self.limits.image_member_quota)?;
@@ -345,16 +337,10 @@ impl ImageCore {
             created_at: now,
             updated_at: now,
         };
-        self.repo
-            .insert_member(&member)
-            .await
-            .map_err(|e| match e {
-                ImageError::Internal(_) => ImageError::Conflict(format!(
-                    "Member {} is duplicated for image {id}",
-                    member.member_id
-                )),
-                other => other,
-            })?;
+        // Another request may have added it since the check above.
+        if !self.repo.insert_member(&member).await? {
+            return Err(duplicated(&member.member_id));
+        }
         Ok(ImageResponse::Member(member))
     }
 
