@@ -915,3 +915,20 @@ async fn the_openapi_document_is_served() {
     assert_eq!(doc["openapi"], "3.0.3");
     assert!(doc["paths"]["/v2/images/{image_id}/file"]["put"].is_object());
 }
+
+#[tokio::test]
+async fn escaped_path_segments_are_decoded_to_the_end() {
+    let s = common::start().await;
+    let id = s.create(json!({})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = s
+        .client
+        .put(format!("{}/v2/images/{id}/tags/two%20words%20", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(s.image(&id).await["tags"], json!(["two words "]));
+}

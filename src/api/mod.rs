@@ -114,28 +114,6 @@ fn has_body(headers: &HeaderMap) -> bool {
             .is_some_and(|n| n > 0)
 }
 
-fn percent_decode(path: &str) -> String {
-    let bytes = path.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Ok(b) = u8::from_str_radix(
-                std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
-                16,
-            )
-        {
-            out.push(b);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// The headers keystonemiddleware sets for the services behind it.
 const IDENTITY_HEADERS: &[&str] = &[
     "x-identity-status",
@@ -215,7 +193,9 @@ impl Api {
                 .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
             return resp;
         }
-        let path = percent_decode(parts.uri.path());
+        let path = percent_encoding::percent_decode_str(parts.uri.path())
+            .decode_utf8_lossy()
+            .into_owned();
         let base = self.base_url(&parts.headers);
         let versions =
             |status: StatusCode| body::json(status, json::to_vec(&versions::document(&base)));
