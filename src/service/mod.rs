@@ -138,9 +138,7 @@ impl ImageCore {
             Operation::AddMember { id, member_id } => self.add_member(&id, member_id).await,
             Operation::GetMember { id, member_id } => {
                 let image = self.image(&id).await?;
-                let caller_sees_all = ctx.is_admin()
-                    || (image.owner.is_some() && image.owner.as_deref() == ctx.project_id());
-                if !caller_sees_all && ctx.project_id() != Some(member_id.as_str()) {
+                if !sees_all_members(&ctx, &image) && ctx.project_id() != Some(member_id.as_str()) {
                     return Err(member_not_found(&id, &member_id));
                 }
                 self.member(&id, &member_id)
@@ -306,8 +304,7 @@ impl ImageCore {
             )));
         }
         let mut members = self.repo.members(id).await?;
-        let owner = image.owner.is_some() && image.owner.as_deref() == ctx.project_id();
-        if !(ctx.is_admin() || owner) {
+        if !sees_all_members(ctx, &image) {
             members.retain(|m| Some(m.member_id.as_str()) == ctx.project_id());
         }
         Ok(ImageResponse::Members(members))
@@ -410,6 +407,11 @@ impl ImageCore {
             "Image {id} changed status during the upload."
         )))
     }
+}
+
+/// Admins and the image's owner see every member row; a member sees only its own.
+fn sees_all_members(ctx: &RequestContext, image: &Image) -> bool {
+    ctx.is_admin() || (image.owner.is_some() && image.owner.as_deref() == ctx.project_id())
 }
 
 fn member_not_found(id: &str, member_id: &str) -> ImageError {
