@@ -411,10 +411,11 @@ impl Repo {
     }
 
     pub async fn member_count(&self, image_id: &str) -> Result<u64> {
-        member::Entity::find()
-            .filter(member::Column::ImageId.eq(image_id))
-            .count_rows(&self.db)
-            .await
+        count(
+            member::Entity::find().filter(member::Column::ImageId.eq(image_id)),
+            &self.db,
+        )
+        .await
     }
 
     /// Adds a member; `false` when the project is a member already.
@@ -467,7 +468,7 @@ impl Repo {
                 .filter(image::Column::Deleted.eq(false))
                 .filter(image::Column::Status.ne(ImageStatus::Killed.as_str()))
         };
-        let image_count = live().count_rows(&self.db).await?;
+        let image_count = count(live(), &self.db).await?;
         // SUM of a BIGINT is NUMERIC on PostgreSQL and DECIMAL on MySQL: cast back.
         let bigint = match self.db.get_database_backend() {
             sea_orm::DbBackend::MySql => "SIGNED",
@@ -490,10 +491,11 @@ impl Repo {
             ImageStatus::Importing,
         ]
         .map(|s| s.as_str());
-        let image_count_uploading = live()
-            .filter(image::Column::Status.is_in(uploading))
-            .count_rows(&self.db)
-            .await?;
+        let image_count_uploading = count(
+            live().filter(image::Column::Status.is_in(uploading)),
+            &self.db,
+        )
+        .await?;
         Ok(Usage {
             image_count,
             image_size_total: total.flatten().unwrap_or(0).max(0) as u64,
@@ -502,19 +504,13 @@ impl Repo {
     }
 }
 
-/// `count()` through sea-orm's paginator, with our error mapping.
-trait CountRows {
-    async fn count_rows(self, db: &DatabaseConnection) -> Result<u64>;
-}
-
-impl<E: EntityTrait> CountRows for sea_orm::Select<E>
+/// The number of rows `select` matches.
+async fn count<E: EntityTrait>(select: sea_orm::Select<E>, db: &DatabaseConnection) -> Result<u64>
 where
     E::Model: Send + Sync,
 {
-    async fn count_rows(self, db: &DatabaseConnection) -> Result<u64> {
-        use sea_orm::PaginatorTrait;
-        self.count(db).await.map_err(db_error)
-    }
+    use sea_orm::PaginatorTrait;
+    select.count(db).await.map_err(db_error)
 }
 
 async fn insert_properties<'a, C: ConnectionTrait>(
