@@ -211,6 +211,6 @@ impl Repo {
             .all(self.connection())
             .await
             .map_err(db_error)?;
-        self.hydrate(rows).await
+        self.hydrate(rows, super::repo::Children::All).await
     }
 }

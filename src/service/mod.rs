@@ -438,7 +438,7 @@ impl Service<ImageRequest> for ImageCore {
 #[async_trait]
 impl ImageLookup for ImageCore {
     async fn lookup(&self, id: &str, project_id: Option<&str>) -> Result<Option<PolicyTarget>> {
-        let Some(image) = self.repo.get(id).await? else {
+        let Some(image) = self.repo.get_for_policy(id).await? else {
             return Ok(None);
         };
         let member = match project_id {

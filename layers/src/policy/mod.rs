@@ -24,6 +24,7 @@ use rules::{Creds, RuleSet, Target};
 /// An image as the policy sees it: the record and the caller's membership of it.
 #[derive(Debug, Clone)]
 pub struct PolicyTarget {
+    /// The record with its extra properties; tags and locations need not be loaded.
     pub image: Image,
     /// The caller's project's member row, if any (any status).
     pub member: Option<Member>,
