@@ -12,7 +12,7 @@ use glance_layers::location::digest::HashAlgo;
 use glance_layers::notifier::{EventSink, NotifierLayer};
 use glance_layers::policy::{PolicyLayer, PolicyRules, rules::RuleSet};
 use glance_layers::protection::{PropertyProtectionLayer, PropertyRules};
-use glance_layers::quota::{QuotaLayer, QuotaLimits};
+use glance_layers::quota::{LimitSource, ProjectLimits, QuotaLayer, QuotaLimits};
 use glance_layers::{BoxImageService, ImageService};
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -26,6 +26,9 @@ use crate::api::{Api, ApiBody, ApiConfig, REQUEST_ID, parse::PageLimits};
 use crate::config::{AuthMode, Config, NotificationDriver};
 use crate::db::Repo;
 use crate::http::request_id::RequestIdLayer;
+use crate::keystone::{
+    EndpointRef, KeystoneAuth, KeystoneClient, KeystoneLimits, Scope, ServiceCredentials,
+};
 use crate::notify::{JsonLinesSink, NoopSink, RabbitSink};
 use crate::service::{ImageCore, ImageLimits};
 
@@ -137,7 +140,24 @@ impl AppBuilder {
                 ))
             }
             AuthMode::TrustedHeaders => Arc::new(TrustedHeaders),
+            AuthMode::Keystone => {
+                let k = &config.keystone_authtoken;
+                Arc::new(KeystoneAuth::new(
+                    keystone_client(&config, false)?,
+                    std::time::Duration::from_secs(k.token_cache_time),
+                    k.token_cache_size,
+                    k.service_token_roles.clone(),
+                    k.service_token_roles_required,
+                ))
+            }
         };
+        let www_authenticate = (config.auth.mode == AuthMode::Keystone).then(|| {
+            let k = &config.keystone_authtoken;
+            k.www_authenticate_uri
+                .clone()
+                .or_else(|| k.auth_url.clone())
+                .unwrap_or_default()
+        });
         let policy = PolicyRules::new(load_policy(&config)?);
         let protections = match &d.property_protection_file {
             None => None,
@@ -158,11 +178,40 @@ impl AppBuilder {
         };
         let quota = QuotaLimits {
             image_size_cap: d.image_size_cap,
-            image_count_total: config.quota.image_count_total,
-            image_size_total: config
-                .quota
-                .image_size_total
-                .map(|mib| mib.saturating_mul(1 << 20)),
+            user_storage_quota: if d.use_keystone_limits {
+                None
+            } else {
+                d.user_storage_quota_bytes().map_err(StartError::Config)?
+            },
+        };
+        let per_project: Arc<dyn LimitSource> = if d.use_keystone_limits {
+            let o = &config.oslo_limit;
+            let endpoint = match (&o.endpoint_id, &o.endpoint_service_type) {
+                (Some(id), _) => EndpointRef::Id(id.clone()),
+                (None, Some(t)) => EndpointRef::ServiceType {
+                    service_type: t.clone(),
+                    region: o.endpoint_region_name.clone(),
+                },
+                (None, None) => {
+                    return Err(StartError::Config(
+                        "use_keystone_limits needs [oslo_limit] endpoint_id or endpoint_service_type"
+                            .into(),
+                    ));
+                }
+            };
+            Arc::new(KeystoneLimits::new(
+                keystone_client(&config, true)?,
+                endpoint,
+            ))
+        } else {
+            let mib = |v: Option<u64>| v.map(|m| m.saturating_mul(1 << 20));
+            let q = &config.quota;
+            Arc::new(ProjectLimits {
+                image_count_total: q.image_count_total,
+                image_size_total: mib(q.image_size_total),
+                image_stage_total: mib(q.image_stage_total),
+                image_count_uploading: q.image_count_uploading,
+            })
         };
 
         // Glance's proxy chain, outermost first; each line can be removed or moved.
@@ -172,7 +221,7 @@ impl AppBuilder {
             // Decide whether the caller may do it; hide what they may not see.
             .layer(PolicyLayer::new(policy.clone(), Arc::new(core.clone())))
             // Count images and bytes; cut uploads at the limit.
-            .layer(QuotaLayer::new(quota, Arc::new(core.clone())))
+            .layer(QuotaLayer::new(quota, per_project, Arc::new(core.clone())))
             // Stream data into and out of stores, hashing on the way in.
             .layer(LocationLayer::new(stores, algo))
             .check_clone()
@@ -198,6 +247,7 @@ impl AppBuilder {
                 },
                 max_json_body: d.max_json_body,
                 store_ids,
+                www_authenticate,
             },
         );
         let http = ServiceBuilder::new()
@@ -215,6 +265,53 @@ impl AppBuilder {
             policy,
         })
     }
+}
+
+/// A Keystone client with `[keystone_authtoken]`'s service credentials, or for
+/// unified limits `[oslo_limit]`'s (each unset one taken from the former),
+/// system scoped as oslo.limit needs to read any project's limits.
+fn keystone_client(config: &Config, for_limits: bool) -> Result<Arc<KeystoneClient>, StartError> {
+    let k = &config.keystone_authtoken;
+    let o = &config.oslo_limit;
+    let pick = |limit: &Option<String>, auth: &Option<String>, name: &str| {
+        let v = if for_limits {
+            limit.clone().or_else(|| auth.clone())
+        } else {
+            auth.clone()
+        };
+        v.ok_or_else(|| {
+            StartError::Config(format!(
+                "[keystone_authtoken] {name} is required for Keystone"
+            ))
+        })
+    };
+    let scope = if for_limits {
+        Scope::System
+    } else {
+        Scope::Project {
+            name: pick(&None, &k.project_name, "project_name")?,
+            domain_name: k.project_domain_name.clone(),
+        }
+    };
+    let creds = ServiceCredentials {
+        auth_url: pick(&o.auth_url, &k.auth_url, "auth_url")?,
+        username: pick(&o.username, &k.username, "username")?,
+        password: pick(&o.password, &k.password, "password")?,
+        user_domain_name: if for_limits {
+            o.user_domain_name.clone()
+        } else {
+            None
+        }
+        .unwrap_or_else(|| k.user_domain_name.clone()),
+        scope,
+    };
+    KeystoneClient::new(
+        creds,
+        std::time::Duration::from_secs(k.http_connect_timeout),
+        std::time::Duration::from_secs(k.http_request_timeout),
+    )
+    .map(Arc::new)
+    .map_err(StartError::Config)
 }
 
 /// Glance's default rules, with `[oslo_policy] policy_file` on top when set.

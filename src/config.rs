@@ -20,6 +20,8 @@ pub struct Config {
     pub oslo_messaging_notifications: NotificationSection,
     pub telemetry: TelemetrySection,
     pub oslo_policy: PolicySection,
+    pub keystone_authtoken: KeystoneAuthtokenSection,
+    pub oslo_limit: OsloLimitSection,
     /// One section per store named in `[DEFAULT] enabled_backends`; any other
     /// unknown section is refused when the service starts.
     #[serde(flatten)]
@@ -97,6 +99,13 @@ pub struct DefaultSection {
     /// `id:type,id:type` (types `file`, `s3`); unset means one `file` store named
     /// `[glance_store] default_backend`.
     pub enabled_backends: Option<String>,
+    /// Legacy per-project storage limit over all of a project's images, as
+    /// Glance spells it (`"10GB"`, 1024-based units B/KB/MB/GB/TB; `"0"` is
+    /// unlimited). Ignored when `use_keystone_limits` is on.
+    pub user_storage_quota: String,
+    /// Take the `[quota]` limits from Keystone's unified limits (`/v3/limits`)
+    /// instead of this file.
+    pub use_keystone_limits: bool,
 }
 
 impl Default for DefaultSection {
@@ -120,6 +129,8 @@ impl Default for DefaultSection {
             transport_url: None,
             control_exchange: "glance".into(),
             enabled_backends: None,
+            user_storage_quota: "0".into(),
+            use_keystone_limits: false,
         }
     }
 }
@@ -132,6 +143,9 @@ pub enum AuthMode {
     Noauth,
     /// Trust keystonemiddleware's `X-Identity-Status`/`X-Roles`/... headers.
     TrustedHeaders,
+    /// Validate `X-Auth-Token` with Keystone, as keystonemiddleware's auth_token
+    /// does, configured by `[keystone_authtoken]`.
+    Keystone,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -180,13 +194,97 @@ impl Default for StoreSection {
     }
 }
 
+/// keystonemiddleware's `[keystone_authtoken]`, with its option names. Options
+/// that only matter to keystonemiddleware's own plumbing (`auth_type`,
+/// `memcached_servers`, ...) are accepted so a glance-api.conf section carries
+/// over, and otherwise ignored.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeystoneAuthtokenSection {
+    /// Sent to clients in `WWW-Authenticate: Keystone uri="..."`; defaults to `auth_url`.
+    pub www_authenticate_uri: Option<String>,
+    /// Keystone's base URL (with or without `/v3`), used to validate tokens.
+    pub auth_url: Option<String>,
+    /// The service user that validates tokens.
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub project_name: Option<String>,
+    pub user_domain_name: String,
+    pub project_domain_name: String,
+    /// Seconds a validated token is trusted before Keystone is asked again.
+    pub token_cache_time: u64,
+    /// Most tokens remembered at once.
+    pub token_cache_size: usize,
+    /// Roles that make an `X-Service-Token` a service's (which lets an expired
+    /// user token through, as Nova needs for long uploads).
+    pub service_token_roles: Vec<String>,
+    /// Refuse a valid service token that lacks those roles.
+    pub service_token_roles_required: bool,
+    /// Seconds to wait for Keystone before answering 503.
+    pub http_connect_timeout: u64,
+    pub http_request_timeout: u64,
+    pub auth_type: Option<String>,
+    pub memcached_servers: Option<String>,
+    pub region_name: Option<String>,
+    pub interface: Option<String>,
+}
+
+impl Default for KeystoneAuthtokenSection {
+    fn default() -> Self {
+        KeystoneAuthtokenSection {
+            www_authenticate_uri: None,
+            auth_url: None,
+            username: None,
+            password: None,
+            project_name: None,
+            user_domain_name: "Default".into(),
+            project_domain_name: "Default".into(),
+            token_cache_time: 300,
+            token_cache_size: 10_000,
+            service_token_roles: vec!["service".into()],
+            service_token_roles_required: false,
+            http_connect_timeout: 5,
+            http_request_timeout: 10,
+            auth_type: None,
+            memcached_servers: None,
+            region_name: None,
+            interface: None,
+        }
+    }
+}
+
+/// oslo.limit's `[oslo_limit]`: where unified limits are read when
+/// `use_keystone_limits` is on. Credentials left unset are taken from
+/// `[keystone_authtoken]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OsloLimitSection {
+    pub auth_url: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub project_name: Option<String>,
+    pub user_domain_name: Option<String>,
+    pub project_domain_name: Option<String>,
+    /// Glance's endpoint in Keystone's catalog; its service and region select the limits.
+    pub endpoint_id: Option<String>,
+    pub auth_type: Option<String>,
+    pub endpoint_service_type: Option<String>,
+    pub endpoint_region_name: Option<String>,
+}
+
+/// Glance's per-project limits, with its resource names; unset is unlimited.
+/// Used when `use_keystone_limits` is off (Keystone holds them otherwise).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct QuotaSection {
-    /// Images a project may own; unset is unlimited.
+    /// Images a project may own.
     pub image_count_total: Option<u64>,
-    /// MiB a project may store; unset is unlimited.
+    /// MiB a project may store.
     pub image_size_total: Option<u64>,
+    /// MiB a project may have staged for import.
+    pub image_stage_total: Option<u64>,
+    /// Images of a project receiving data at once.
+    pub image_count_uploading: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
@@ -241,6 +339,31 @@ pub struct TelemetrySection {
 pub struct Overrides {
     pub bind: Option<String>,
     pub data_dir: Option<PathBuf>,
+}
+
+impl DefaultSection {
+    /// `user_storage_quota` in bytes: Glance's `^(\d+)((K|M|G|T)?B)?$`, 1024-based;
+    /// `None` for 0 (unlimited).
+    pub fn user_storage_quota_bytes(&self) -> Result<Option<u64>, String> {
+        let v = self.user_storage_quota.trim();
+        let digits = v.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+        let shift = match &v[digits.len()..] {
+            "" | "B" => 0,
+            "KB" => 10,
+            "MB" => 20,
+            "GB" => 30,
+            "TB" => 40,
+            _ => u32::MAX,
+        };
+        let n: Option<u64> = digits.parse().ok().filter(|_| shift != u32::MAX);
+        match n.and_then(|n| n.checked_mul(1u64.checked_shl(shift)?)) {
+            Some(0) => Ok(None),
+            Some(bytes) => Ok(Some(bytes)),
+            None => Err(format!(
+                "user_storage_quota {v:?}: expected a number with an optional B, KB, MB, GB or TB"
+            )),
+        }
+    }
 }
 
 impl Config {
@@ -409,6 +532,48 @@ mod tests {
         );
         assert_eq!(c.backends["cheap"].s3_store_thread_pools, 10);
         assert_eq!(c.glance_store.default_backend, "fast");
+    }
+
+    #[test]
+    fn storage_quota_units() {
+        let q = |v: &str| {
+            DefaultSection {
+                user_storage_quota: v.into(),
+                ..DefaultSection::default()
+            }
+            .user_storage_quota_bytes()
+        };
+        assert_eq!(q("0"), Ok(None));
+        assert_eq!(q("512"), Ok(Some(512)));
+        assert_eq!(q("10B"), Ok(Some(10)));
+        assert_eq!(q("3MB"), Ok(Some(3 << 20)));
+        assert_eq!(q("1TB"), Ok(Some(1 << 40)));
+        for bad in ["", "1.5GB", "10mb", "GB", "-1", "1PB", "99999999999TB"] {
+            assert!(q(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn keystone_settings_from_the_environment() {
+        let env = vec![
+            ("GLANCE__AUTH__MODE".to_string(), "keystone".to_string()),
+            (
+                "GLANCE__KEYSTONE_AUTHTOKEN__AUTH_URL".to_string(),
+                "http://k:5000/v3".to_string(),
+            ),
+            (
+                "GLANCE__KEYSTONE_AUTHTOKEN__TOKEN_CACHE_TIME".to_string(),
+                "5".to_string(),
+            ),
+        ];
+        let c = Config::load(None, env, &Overrides::default()).unwrap();
+        assert_eq!(c.auth.mode, AuthMode::Keystone);
+        assert_eq!(
+            c.keystone_authtoken.auth_url.as_deref(),
+            Some("http://k:5000/v3")
+        );
+        assert_eq!(c.keystone_authtoken.token_cache_time, 5);
+        assert_eq!(c.keystone_authtoken.user_domain_name, "Default");
     }
 
     #[test]

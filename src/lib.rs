@@ -8,6 +8,7 @@ pub mod app;
 pub mod config;
 pub mod db;
 pub mod http;
+pub mod keystone;
 pub mod notify;
 pub mod server;
 pub mod service;

@@ -1,5 +1,13 @@
-//! The quota layer: the per-upload size cap and per-project limits on image count
-//! and stored bytes. Uploads are cut at the limit as the bytes flow, never after.
+//! The quota layer: Glance's per-upload size cap, its legacy `user_storage_quota`
+//! and its four per-project limits (`image_size_total`, `image_stage_total`,
+//! `image_count_total`, `image_count_uploading`).
+//!
+//! Uploads are cut at the limit as the bytes flow, never after. Requests that
+//! race each other on one node cannot together pass a limit: what they take is
+//! reserved in a [`Ledger`] the moment it is checked (see `ledger.rs`), so the
+//! check and the taking are one step.
+
+mod ledger;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,39 +20,88 @@ use tower::{Layer, Service};
 
 use crate::{
     BoxFuture, DataStream, ImageError, ImageRequest, ImageResponse, ImageService, Operation,
+    UsageEntry,
 };
+pub use ledger::Ledger;
+use ledger::{Hold, Over};
 
 /// Glance's default `image_size_cap`: 1 TiB.
 pub const DEFAULT_IMAGE_SIZE_CAP: u64 = 1 << 40;
 
-/// The limits in force. `None` is unlimited.
+const MIB: u64 = 1 << 20;
+
+/// The limits that are the same for every project.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuotaLimits {
     /// Largest single image, in bytes.
     pub image_size_cap: u64,
-    /// Images a project may own.
-    pub image_count_total: Option<u64>,
-    /// Bytes a project may store.
-    pub image_size_total: Option<u64>,
+    /// Glance's legacy `user_storage_quota`: bytes a project may store.
+    pub user_storage_quota: Option<u64>,
 }
 
 impl Default for QuotaLimits {
     fn default() -> Self {
         QuotaLimits {
             image_size_cap: DEFAULT_IMAGE_SIZE_CAP,
-            image_count_total: None,
-            image_size_total: None,
+            user_storage_quota: None,
         }
     }
 }
 
-/// A project's current consumption.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// One project's limits under Glance's resource names. `None` is unlimited.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProjectLimits {
+    /// Images a project may own.
+    pub image_count_total: Option<u64>,
+    /// Bytes a project may store.
+    pub image_size_total: Option<u64>,
+    /// Bytes a project may have staged.
+    pub image_stage_total: Option<u64>,
+    /// Images of the project receiving data at once.
+    pub image_count_uploading: Option<u64>,
+}
+
+impl ProjectLimits {
+    fn is_unlimited(&self) -> bool {
+        *self == ProjectLimits::default()
+    }
+}
+
+/// Where a project's limits come from: fixed configuration, or Keystone's
+/// unified limits.
+#[async_trait]
+pub trait LimitSource: Send + Sync + 'static {
+    async fn limits(&self, project_id: &str) -> Result<ProjectLimits, ImageError>;
+
+    /// Whether `/v2/info/usage` reports anything (Glance answers `{}` without
+    /// unified limits; we also report limits set in configuration).
+    fn reports_usage(&self) -> bool {
+        true
+    }
+}
+
+/// The same limits for every project, from configuration.
+#[async_trait]
+impl LimitSource for ProjectLimits {
+    async fn limits(&self, _: &str) -> Result<ProjectLimits, ImageError> {
+        Ok(self.clone())
+    }
+
+    fn reports_usage(&self) -> bool {
+        !self.is_unlimited()
+    }
+}
+
+/// A project's current consumption, as the database has it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Usage {
     pub image_count: u64,
+    /// Bytes of the project's images.
     pub image_size_total: u64,
-    /// Images with data on the way in (`saving`, `uploading`, `importing`).
-    pub image_count_uploading: u64,
+    /// Bytes staged for import.
+    pub image_stage_total: u64,
+    /// Ids of the images with data on the way in (`saving`, `uploading`, `importing`).
+    pub uploading: Vec<String>,
 }
 
 /// Where the quota layer reads a project's usage.
@@ -56,14 +113,22 @@ pub trait UsageSource: Send + Sync + 'static {
 #[derive(Clone)]
 pub struct QuotaLayer {
     limits: Arc<QuotaLimits>,
+    per_project: Arc<dyn LimitSource>,
     usage: Arc<dyn UsageSource>,
+    ledger: Arc<Ledger>,
 }
 
 impl QuotaLayer {
-    pub fn new(limits: QuotaLimits, usage: Arc<dyn UsageSource>) -> Self {
+    pub fn new(
+        limits: QuotaLimits,
+        per_project: Arc<dyn LimitSource>,
+        usage: Arc<dyn UsageSource>,
+    ) -> Self {
         QuotaLayer {
             limits: Arc::new(limits),
+            per_project,
             usage,
+            ledger: Arc::new(Ledger::default()),
         }
     }
 }
@@ -74,8 +139,7 @@ impl<S> Layer<S> for QuotaLayer {
     fn layer(&self, inner: S) -> Quota<S> {
         Quota {
             inner,
-            limits: self.limits.clone(),
-            usage: self.usage.clone(),
+            layer: self.clone(),
         }
     }
 }
@@ -84,8 +148,7 @@ impl<S> Layer<S> for QuotaLayer {
 #[derive(Clone)]
 pub struct Quota<S> {
     inner: S,
-    limits: Arc<QuotaLimits>,
-    usage: Arc<dyn UsageSource>,
+    layer: QuotaLayer,
 }
 
 impl<S: ImageService> Service<ImageRequest> for Quota<S> {
@@ -99,125 +162,211 @@ impl<S: ImageService> Service<ImageRequest> for Quota<S> {
 
     fn call(&mut self, mut req: ImageRequest) -> Self::Future {
         let mut inner = crate::take_ready(&mut self.inner);
-        let limits = self.limits.clone();
-        let usage = self.usage.clone();
+        let q = self.layer.clone();
         Box::pin(async move {
             let project = req.ctx.project_id().unwrap_or_default().to_string();
-            match &mut req.op {
-                Operation::Create(_) => {
-                    if let Some(max) = limits.image_count_total {
-                        let used = usage.usage(&project).await?.image_count;
-                        if used + 1 > max {
-                            return Err(over_limit(&project, "image_count_total", max, used, 1));
-                        }
-                    }
+            let hold = match &mut req.op {
+                Operation::Create(_) => q.reserve_image(&project).await?,
+                Operation::Upload { id, data, .. } => {
+                    let id = id.clone();
+                    Some(q.reserve_upload(&project, &id, data).await?)
                 }
-                Operation::Upload { data, .. } => {
-                    let mut allowed = limits.image_size_cap;
-                    let mut why = Cut::SizeCap;
-                    if let Some(max) = limits.image_size_total {
-                        let used = usage.usage(&project).await?.image_size_total;
-                        let remaining = max.saturating_sub(used);
-                        if remaining < allowed {
-                            allowed = remaining;
-                            why = Cut::Quota {
-                                project: project.clone(),
-                                max,
-                                used,
-                            };
-                        }
-                    }
-                    if let Some(expected) = data.expected_size
-                        && expected > allowed
-                    {
-                        return Err(why.error(expected));
-                    }
-                    let taken = std::mem::replace(
-                        data,
-                        crate::ImageData::new(futures_util::stream::empty(), None),
-                    );
-                    *data = taken.map_stream(|s| LimitedStream::new(s, allowed, why));
-                }
-                Operation::Usage => {
-                    let used = usage.usage(&project).await?;
-                    let mib = |b: u64| (b >> 20) as i64;
-                    let limit = |l: Option<u64>| l.map(|v| v as i64).unwrap_or(-1);
-                    return Ok(ImageResponse::Usage(vec![
-                        crate::UsageEntry {
-                            resource: "image_size_total",
-                            limit: limits.image_size_total.map(mib).unwrap_or(-1),
-                            usage: mib(used.image_size_total),
-                        },
-                        crate::UsageEntry {
-                            resource: "image_count_total",
-                            limit: limit(limits.image_count_total),
-                            usage: used.image_count as i64,
-                        },
-                        crate::UsageEntry {
-                            resource: "image_stage_total",
-                            limit: -1,
-                            usage: 0,
-                        },
-                        crate::UsageEntry {
-                            resource: "image_count_uploading",
-                            limit: -1,
-                            usage: used.image_count_uploading as i64,
-                        },
-                    ]));
-                }
-                _ => {}
+                Operation::Usage => return q.report(&project).await,
+                _ => None,
+            };
+            let result = inner.call(req).await;
+            if let (Some(hold), Ok(_)) = (&hold, &result) {
+                hold.commit();
             }
-            inner.call(req).await
+            result
         })
     }
 }
 
+impl QuotaLayer {
+    /// `image_count_total`: one more image, reserved until the create ends.
+    async fn reserve_image(&self, project: &str) -> Result<Option<Arc<Hold>>, ImageError> {
+        let limits = self.per_project.limits(project).await?;
+        let Some(max) = limits.image_count_total else {
+            return Ok(None);
+        };
+        let hold = self.ledger.hold(project);
+        let usage = self.usage.usage(project).await?;
+        hold.take_images(usage.image_count, max, 1)
+            .map_err(|used| over_limit(project, "image_count_total", max, used, 1))?;
+        Ok(Some(hold))
+    }
+
+    /// `image_count_uploading` now, and the size limits as the bytes arrive.
+    async fn reserve_upload(
+        &self,
+        project: &str,
+        id: &str,
+        data: &mut crate::ImageData,
+    ) -> Result<Arc<Hold>, ImageError> {
+        let limits = self.per_project.limits(project).await?;
+        let hold = self.ledger.hold(project);
+        let usage = self.usage.usage(project).await?;
+        if let Some(max) = limits.image_count_uploading {
+            hold.start_upload(&usage.uploading, id, max)
+                .map_err(|used| over_limit(project, "image_count_uploading", max, used, 1))?;
+        }
+        let total = match (limits.image_size_total, self.limits.user_storage_quota) {
+            (Some(unified), Some(legacy)) if legacy < unified => Some(Total::Legacy(legacy)),
+            (Some(unified), _) => Some(Total::Unified(unified)),
+            (None, Some(legacy)) => Some(Total::Legacy(legacy)),
+            (None, None) => None,
+        };
+        let guard = Guard {
+            hold: hold.clone(),
+            used: usage.image_size_total,
+            total,
+            project: project.to_string(),
+        };
+        if let Some(expected) = data.expected_size {
+            if expected > self.limits.image_size_cap {
+                return Err(size_cap_error());
+            }
+            guard.check_up_front(expected)?;
+        }
+        let cap = self.limits.image_size_cap;
+        let taken = std::mem::replace(
+            data,
+            crate::ImageData::new(futures_util::stream::empty(), None),
+        );
+        *data = taken.map_stream(|s| LimitedStream::new(s, cap, guard));
+        Ok(hold)
+    }
+
+    /// `/v2/info/usage`: each limit beside its use (sizes in MiB, -1 unlimited).
+    async fn report(&self, project: &str) -> Result<ImageResponse, ImageError> {
+        if !self.per_project.reports_usage() {
+            return Ok(ImageResponse::Usage(Vec::new()));
+        }
+        let limits = self.per_project.limits(project).await?;
+        let used = self.usage.usage(project).await?;
+        let mib = |b: u64| (b / MIB) as i64;
+        let limit = |l: Option<u64>, f: &dyn Fn(u64) -> i64| l.map(f).unwrap_or(-1);
+        let count = |n: u64| n as i64;
+        Ok(ImageResponse::Usage(vec![
+            UsageEntry {
+                resource: "image_size_total",
+                limit: limit(limits.image_size_total, &mib),
+                usage: mib(used.image_size_total),
+            },
+            UsageEntry {
+                resource: "image_stage_total",
+                limit: limit(limits.image_stage_total, &mib),
+                usage: mib(used.image_stage_total),
+            },
+            UsageEntry {
+                resource: "image_count_total",
+                limit: limit(limits.image_count_total, &count),
+                usage: used.image_count as i64,
+            },
+            UsageEntry {
+                resource: "image_count_uploading",
+                limit: limit(limits.image_count_uploading, &count),
+                usage: used.uploading.len() as i64,
+            },
+        ]))
+    }
+}
+
+/// oslo.limit's message, which Glance passes through in its 413.
 fn over_limit(project: &str, resource: &str, limit: u64, used: u64, delta: u64) -> ImageError {
     ImageError::TooLarge(format!(
         "Project {project} is over a limit for [Resource {resource} is over limit of {limit} due to current usage {used} and delta {delta}]"
     ))
 }
 
-/// Why a stream was cut, for the 413 message.
-#[derive(Debug, Clone)]
-enum Cut {
-    SizeCap,
-    Quota {
-        project: String,
-        max: u64,
-        used: u64,
-    },
+fn size_cap_error() -> ImageError {
+    ImageError::TooLarge("Image exceeds the storage quota: The provided image is too large.".into())
 }
 
-impl Cut {
-    fn error(&self, attempted: u64) -> ImageError {
-        match self {
-            Cut::SizeCap => ImageError::TooLarge(
-                "Image exceeds the storage quota: The provided image is too large.".into(),
+/// Which per-project byte limit binds an upload.
+#[derive(Debug, Clone, Copy)]
+enum Total {
+    /// `image_size_total`, reported in MiB as oslo.limit does.
+    Unified(u64),
+    /// `user_storage_quota`, reported in bytes as Glance's StorageQuotaFull does.
+    Legacy(u64),
+}
+
+/// What an upload stream checks each chunk against.
+struct Guard {
+    hold: Arc<Hold>,
+    /// The project's stored bytes when the upload began.
+    used: u64,
+    total: Option<Total>,
+    project: String,
+}
+
+impl Guard {
+    fn limit(&self) -> Option<u64> {
+        match self.total? {
+            Total::Unified(b) | Total::Legacy(b) => Some(b),
+        }
+    }
+
+    /// A known size over what is left is refused before any byte is read.
+    fn check_up_front(&self, expected: u64) -> Result<(), ImageError> {
+        let Some(limit) = self.limit() else {
+            return Ok(());
+        };
+        let used = self.hold.bytes_used(self.used);
+        if used.saturating_add(expected) > limit {
+            return Err(self.error(used, expected));
+        }
+        Ok(())
+    }
+
+    /// Reserves `n` more bytes of the project's total, or says why not.
+    fn take(&self, n: u64) -> Result<(), ImageError> {
+        let Some(limit) = self.limit() else {
+            return Ok(());
+        };
+        self.hold
+            .take_bytes(self.used, limit, n)
+            .map_err(|Over { used, mine }| self.error(used, mine + n))
+    }
+
+    fn error(&self, used: u64, attempted: u64) -> ImageError {
+        match self.total {
+            Some(Total::Legacy(limit)) => ImageError::TooLarge(format!(
+                "Image exceeds the storage quota: The size of the data {attempted} will exceed the limit. {} bytes remaining.",
+                limit.saturating_sub(used)
+            )),
+            Some(Total::Unified(limit)) => over_limit(
+                &self.project,
+                "image_size_total",
+                limit / MIB,
+                used / MIB,
+                attempted.div_ceil(MIB),
             ),
-            Cut::Quota { project, max, used } => {
-                over_limit(project, "image_size_total", *max, *used, attempted)
-            }
+            None => size_cap_error(),
         }
     }
 }
 
-/// Passes at most `remaining` bytes, then fails with 413: the shape of
-/// `http_body_util::Limited`, with our error.
+/// Passes at most `cap` bytes and no more than the project may still store,
+/// then fails with 413: the shape of `http_body_util::Limited`, with our errors.
 pub struct LimitedStream {
     inner: DataStream,
-    remaining: u64,
+    cap: u64,
     seen: u64,
-    why: Cut,
+    guard: Guard,
+    failed: bool,
 }
 
 impl LimitedStream {
-    fn new(inner: DataStream, limit: u64, why: Cut) -> Self {
+    fn new(inner: DataStream, cap: u64, guard: Guard) -> Self {
         LimitedStream {
             inner,
-            remaining: limit,
+            cap,
             seen: 0,
-            why,
+            guard,
+            failed: false,
         }
     }
 }
@@ -227,16 +376,26 @@ impl Stream for LimitedStream {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
+        if this.failed {
+            return Poll::Ready(None);
+        }
         match this.inner.as_mut().poll_next(cx) {
             Poll::Ready(Some(Ok(chunk))) => {
                 let n = chunk.len() as u64;
                 this.seen += n;
-                if n > this.remaining {
-                    this.remaining = 0;
-                    return Poll::Ready(Some(Err(this.why.error(this.seen))));
+                let verdict = if this.seen > this.cap {
+                    Err(size_cap_error())
+                } else {
+                    this.guard.take(n)
+                };
+                match verdict {
+                    Ok(()) => Poll::Ready(Some(Ok(chunk))),
+                    Err(e) => {
+                        this.failed = true;
+                        this.guard.hold.release_bytes();
+                        Poll::Ready(Some(Err(e)))
+                    }
                 }
-                this.remaining -= n;
-                Poll::Ready(Some(Ok(chunk)))
             }
             other => other,
         }
@@ -255,7 +414,7 @@ mod tests {
     #[async_trait]
     impl UsageSource for Fixed {
         async fn usage(&self, _: &str) -> Result<Usage, ImageError> {
-            Ok(self.0)
+            Ok(self.0.clone())
         }
     }
 
@@ -274,27 +433,40 @@ mod tests {
         })
     }
 
-    fn upload(chunks: usize, expected: Option<u64>) -> ImageRequest {
-        let ctx = RequestContext {
+    fn ctx() -> RequestContext {
+        RequestContext {
             identity: Some(Identity {
                 project_id: Some("p".into()),
                 ..Identity::default()
             }),
             ..RequestContext::default()
-        };
+        }
+    }
+
+    fn upload(id: &str, chunks: usize, expected: Option<u64>) -> ImageRequest {
         let body = stream::iter((0..chunks).map(|_| Ok(Bytes::from_static(&[7u8; 10]))));
         ImageRequest::new(
-            ctx,
+            ctx(),
             Operation::Upload {
-                id: "x".into(),
+                id: id.into(),
                 data: ImageData::new(body, expected),
                 store: None,
             },
         )
     }
 
-    fn svc(limits: QuotaLimits, usage: Usage) -> impl ImageService {
-        QuotaLayer::new(limits, Arc::new(Fixed(usage))).layer(draining_core())
+    /// A body whose chunks the test sends when it likes.
+    fn channel() -> (
+        tokio::sync::mpsc::UnboundedSender<Result<Bytes, ImageError>>,
+        impl Stream<Item = Result<Bytes, ImageError>> + Send + 'static,
+    ) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let body = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
+        (tx, body)
+    }
+
+    fn layer(limits: QuotaLimits, project: ProjectLimits, usage: Usage) -> QuotaLayer {
+        QuotaLayer::new(limits, Arc::new(project), Arc::new(Fixed(usage)))
     }
 
     #[tokio::test]
@@ -303,40 +475,143 @@ mod tests {
             image_size_cap: 25,
             ..QuotaLimits::default()
         };
-        let ok = svc(limits.clone(), Usage::default())
-            .oneshot(upload(2, None))
-            .await
-            .unwrap();
-        assert_eq!(ok.into_image().unwrap().size, Some(20));
-        let cut = svc(limits.clone(), Usage::default())
-            .oneshot(upload(3, None))
-            .await;
-        assert!(matches!(cut, Err(ImageError::TooLarge(_))));
-        let early = svc(limits, Usage::default())
-            .oneshot(upload(0, Some(26)))
+        let l = layer(limits, ProjectLimits::default(), Usage::default());
+        let ok = l.layer(draining_core()).oneshot(upload("a", 2, None)).await;
+        assert_eq!(ok.unwrap().into_image().unwrap().size, Some(20));
+        let cut = l.layer(draining_core()).oneshot(upload("b", 3, None)).await;
+        assert!(matches!(cut, Err(ImageError::TooLarge(m)) if m.contains("too large")));
+        let early = l
+            .layer(draining_core())
+            .oneshot(upload("c", 0, Some(26)))
             .await;
         assert!(matches!(early, Err(ImageError::TooLarge(_))));
     }
 
     #[tokio::test]
     async fn project_totals_count_existing_usage() {
-        let limits = QuotaLimits {
-            image_size_total: Some(100),
+        let project = ProjectLimits {
+            image_size_total: Some(100 * MIB),
             image_count_total: Some(3),
-            ..QuotaLimits::default()
+            ..ProjectLimits::default()
         };
         let used = Usage {
             image_count: 3,
-            image_size_total: 85,
+            image_size_total: 100 * MIB - 15,
             ..Usage::default()
         };
-        let cut = svc(limits.clone(), used).oneshot(upload(2, None)).await;
+        let l = layer(QuotaLimits::default(), project, used);
+        let cut = l.layer(draining_core()).oneshot(upload("a", 2, None)).await;
         assert!(matches!(cut, Err(ImageError::TooLarge(m)) if m.contains("image_size_total")));
-        let ok = svc(limits.clone(), used).oneshot(upload(1, None)).await;
+        let ok = l.layer(draining_core()).oneshot(upload("b", 1, None)).await;
         assert!(ok.is_ok());
-        let mut create = upload(0, None);
-        create.op = Operation::Create(Default::default());
-        let refused = svc(limits, used).oneshot(create).await;
+        let create = ImageRequest::new(ctx(), Operation::Create(Default::default()));
+        let refused = l.layer(draining_core()).oneshot(create).await;
         assert!(matches!(refused, Err(ImageError::TooLarge(m)) if m.contains("image_count_total")));
+    }
+
+    #[tokio::test]
+    async fn legacy_storage_quota_speaks_in_bytes() {
+        let limits = QuotaLimits {
+            user_storage_quota: Some(25),
+            ..QuotaLimits::default()
+        };
+        let l = layer(limits, ProjectLimits::default(), Usage::default());
+        let cut = l.layer(draining_core()).oneshot(upload("a", 3, None)).await;
+        assert!(
+            matches!(&cut, Err(ImageError::TooLarge(m)) if m.contains("will exceed the limit. 25 bytes remaining")),
+            "{cut:?}"
+        );
+    }
+
+    /// Two uploads in flight at once share what is left: together they can never
+    /// pass the limit, whichever order their chunks arrive in.
+    #[tokio::test]
+    async fn concurrent_uploads_share_the_remaining_bytes() {
+        let project = ProjectLimits {
+            image_size_total: Some(MIB),
+            ..ProjectLimits::default()
+        };
+        let l = layer(QuotaLimits::default(), project, Usage::default());
+        let chunk = Bytes::from(vec![0u8; 64 << 10]);
+        let (tx_a, rx_a) = channel();
+        let (tx_b, rx_b) = channel();
+        fn req(
+            id: &str,
+            rx: impl Stream<Item = Result<Bytes, ImageError>> + Send + 'static,
+        ) -> ImageRequest {
+            ImageRequest::new(
+                ctx(),
+                Operation::Upload {
+                    id: id.into(),
+                    data: ImageData::new(rx, None),
+                    store: None,
+                },
+            )
+        }
+        let a = tokio::spawn(l.layer(draining_core()).oneshot(req("a", rx_a)));
+        let b = tokio::spawn(l.layer(draining_core()).oneshot(req("b", rx_b)));
+        // 12 chunks each = 1.5 MiB offered in all, interleaved.
+        for _ in 0..12 {
+            let _ = tx_a.send(Ok(chunk.clone()));
+            let _ = tx_b.send(Ok(chunk.clone()));
+            tokio::task::yield_now().await;
+        }
+        drop((tx_a, tx_b));
+        let results = [a.await.unwrap(), b.await.unwrap()];
+        let stored: i64 = results
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .filter_map(|r| r.as_image().and_then(|i| i.size))
+            .sum();
+        assert!(results.iter().any(|r| r.is_err()), "one must be cut");
+        assert!(stored as u64 <= MIB, "stored {stored} bytes");
+    }
+
+    #[tokio::test]
+    async fn uploading_count_includes_this_nodes_uploads_in_flight() {
+        let project = ProjectLimits {
+            image_count_uploading: Some(1),
+            ..ProjectLimits::default()
+        };
+        let l = layer(QuotaLimits::default(), project, Usage::default());
+        let (tx, rx) = channel();
+        let first = ImageRequest::new(
+            ctx(),
+            Operation::Upload {
+                id: "a".into(),
+                data: ImageData::new(rx, None),
+                store: None,
+            },
+        );
+        let running = tokio::spawn(l.layer(draining_core()).oneshot(first));
+        tokio::task::yield_now().await;
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        let second = l.layer(draining_core()).oneshot(upload("b", 1, None)).await;
+        assert!(
+            matches!(&second, Err(ImageError::TooLarge(m)) if m.contains("image_count_uploading")),
+            "{second:?}"
+        );
+        drop(tx);
+        assert!(running.await.unwrap().is_ok());
+        // Once the first is done, the slot is free again.
+        let third = l.layer(draining_core()).oneshot(upload("c", 1, None)).await;
+        assert!(third.is_ok());
+    }
+
+    #[tokio::test]
+    async fn usage_is_empty_without_limits() {
+        let l = layer(
+            QuotaLimits::default(),
+            ProjectLimits::default(),
+            Usage::default(),
+        );
+        let r = l
+            .layer(draining_core())
+            .oneshot(ImageRequest::new(ctx(), Operation::Usage))
+            .await
+            .unwrap();
+        assert!(matches!(r, ImageResponse::Usage(v) if v.is_empty()));
     }
 }

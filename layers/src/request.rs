@@ -123,6 +123,9 @@ pub enum Operation {
     },
     /// `GET /v2/info/usage`, answered by the quota layer.
     Usage,
+    /// Only that the caller is known: for what the API serves by itself
+    /// (schemas, `/v2/info/import`). Answered by the policy layer.
+    Authenticate,
 }
 
 impl Operation {
@@ -153,6 +156,7 @@ impl Operation {
             Operation::StoresInfo { detail: false } => "stores_info",
             Operation::StoresInfo { detail: true } => "stores_info_detail",
             Operation::Usage => "get_usage",
+            Operation::Authenticate => "authenticate",
         }
     }
 
@@ -162,7 +166,8 @@ impl Operation {
             Operation::Create(_)
             | Operation::List(_)
             | Operation::StoresInfo { .. }
-            | Operation::Usage => None,
+            | Operation::Usage
+            | Operation::Authenticate => None,
             Operation::Get { id }
             | Operation::Update { id, .. }
             | Operation::Delete { id }
@@ -384,6 +389,8 @@ pub enum ImageResponse {
     NoData(Box<Image>),
     Stores(Vec<StoreInfo>),
     Usage(Vec<UsageEntry>),
+    /// Nothing to return: the operation only had to be allowed.
+    Empty,
 }
 
 /// One enabled store, as `/v2/info/stores` describes it.

@@ -49,18 +49,44 @@ fn explanation(err: &ImageError) -> String {
 }
 
 /// The error response for `err`, in the format the request's `Accept` asks for.
-pub fn error_response(err: &ImageError, request_headers: &HeaderMap) -> Response<ApiBody> {
+///
+/// With Keystone in front (`www_authenticate` set to its URI), a 401 is
+/// keystonemiddleware's: always JSON, naming where to authenticate.
+pub fn error_response(
+    err: &ImageError,
+    request_headers: &HeaderMap,
+    www_authenticate: Option<&str>,
+) -> Response<ApiBody> {
     let status = status_of(err);
     if let ImageError::Internal(cause) = err {
         tracing::error!(%cause, "internal error");
     }
-    let mut resp = webob_error(status, &explanation(err), request_headers);
+    let mut resp = match www_authenticate {
+        Some(_) if status == StatusCode::UNAUTHORIZED => keystone_unauthorized(),
+        _ => webob_error(status, &explanation(err), request_headers),
+    };
     if status == StatusCode::UNAUTHORIZED {
-        resp.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Keystone uri=\"\""),
-        );
+        let uri = www_authenticate.unwrap_or_default().replace('"', "%22");
+        if let Ok(v) = HeaderValue::from_str(&format!("Keystone uri=\"{uri}\"")) {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
     }
+    resp
+}
+
+/// keystonemiddleware's refusal of a missing, invalid or expired token.
+fn keystone_unauthorized() -> Response<ApiBody> {
+    let body = super::json::to_vec(&serde_json::json!({"error": {
+        "code": 401,
+        "title": "Unauthorized",
+        "message": "The request you have made requires authentication.",
+    }}));
+    let mut resp = Response::new(full(body));
+    *resp.status_mut() = StatusCode::UNAUTHORIZED;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=UTF-8"),
+    );
     resp
 }
 
@@ -167,7 +193,7 @@ mod tests {
         if let Some(a) = accept {
             h.insert(header::ACCEPT, HeaderValue::from_str(a).unwrap());
         }
-        let resp = error_response(&err, &h);
+        let resp = error_response(&err, &h, None);
         let status = resp.status();
         let ct = resp.headers()[header::CONTENT_TYPE]
             .to_str()

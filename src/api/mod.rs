@@ -50,6 +50,8 @@ pub struct ApiConfig {
     pub max_json_body: usize,
     /// Enabled store ids, for `OpenStack-image-store-ids`.
     pub store_ids: Vec<String>,
+    /// Keystone's URI for `WWW-Authenticate`, when Keystone authenticates callers.
+    pub www_authenticate: Option<String>,
 }
 
 impl Default for ApiConfig {
@@ -62,6 +64,7 @@ impl Default for ApiConfig {
             },
             max_json_body: 1 << 20,
             store_ids: Vec::new(),
+            www_authenticate: None,
         }
     }
 }
@@ -150,7 +153,8 @@ fn credentials(headers: &HeaderMap) -> Credentials {
         .filter_map(|name| Some((name.to_string(), get(name)?)))
         .collect();
     Credentials {
-        auth_token: get("x-auth-token"),
+        // keystonemiddleware also takes Swift's name for it.
+        auth_token: get("x-auth-token").or_else(|| get("x-storage-token")),
         service_token: get("x-service-token"),
         identity_headers,
     }
@@ -236,7 +240,11 @@ impl Api {
         match result {
             Ok(resp) => resp,
             Err(e) => {
-                let mut resp = errors::error_response(&e, &parts.headers);
+                let mut resp = errors::error_response(
+                    &e,
+                    &parts.headers,
+                    self.config.www_authenticate.as_deref(),
+                );
                 if matches!(route, Route::Image(_))
                     && resp.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE
                 {
@@ -498,23 +506,30 @@ impl Api {
                 body::no_content()
             }
             (Route::Schema(name), _) => {
+                self.call_stack(ctx, Operation::Authenticate).await?;
                 let doc = schemas::document(name).ok_or_else(not_found)?;
                 body::json(StatusCode::OK, doc.to_vec())
             }
-            (Route::OpenApi, _) => body::json(StatusCode::OK, OPENAPI.to_vec()),
+            (Route::OpenApi, _) => {
+                self.call_stack(ctx, Operation::Authenticate).await?;
+                body::json(StatusCode::OK, OPENAPI.to_vec())
+            }
             (Route::StoreImage(store_id, id), _) => {
                 self.call_stack(ctx, Operation::DeleteFromStore { id, store_id })
                     .await?;
                 body::no_content_html()
             }
-            (Route::InfoImport, _) => ok_json(
-                StatusCode::OK,
-                &serde_json::json!({"import-methods": {
-                    "description": "Import methods available.",
-                    "type": "array",
-                    "value": [],
-                }}),
-            ),
+            (Route::InfoImport, _) => {
+                self.call_stack(ctx, Operation::Authenticate).await?;
+                ok_json(
+                    StatusCode::OK,
+                    &serde_json::json!({"import-methods": {
+                        "description": "Import methods available.",
+                        "type": "array",
+                        "value": [],
+                    }}),
+                )
+            }
             (Route::InfoStores { detail }, _) => {
                 match self
                     .call_stack(ctx, Operation::StoresInfo { detail })

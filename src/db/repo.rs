@@ -516,15 +516,20 @@ impl Repo {
             ImageStatus::Importing,
         ]
         .map(|s| s.as_str());
-        let image_count_uploading = count(
-            live().filter(image::Column::Status.is_in(uploading)),
-            &self.db,
-        )
-        .await?;
+        let uploading: Vec<String> = live()
+            .filter(image::Column::Status.is_in(uploading))
+            .select_only()
+            .column(image::Column::Id)
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(db_error)?;
         Ok(Usage {
             image_count,
             image_size_total: total.flatten().unwrap_or(0).max(0) as u64,
-            image_count_uploading,
+            // Nothing is staged: the import API is not built.
+            image_stage_total: 0,
+            uploading,
         })
     }
 }

@@ -106,6 +106,9 @@ impl<S: ImageService> Service<ImageRequest> for Policy<S> {
         let lookup = self.lookup.clone();
         Box::pin(async move {
             let identity = req.ctx.identity()?.clone();
+            if matches!(req.op, Operation::Authenticate) {
+                return Ok(ImageResponse::Empty);
+            }
             let plan = Plan::of(&req.op);
             authorize(&rules, &*lookup, &identity, plan).await?;
             inner.call(req).await
@@ -261,6 +264,15 @@ async fn authorize(
     let (id, check) = match plan {
         Plan::Refuse(name) => return Err(denied(name)),
         Plan::Allow => return Ok(()),
+        // Every Glance rule has `scope_types=['project']`: a system-scoped token
+        // is refused by oslo.policy's scope check whatever its roles.
+        Plan::Create { .. } | Plan::List | Plan::Image { .. } | Plan::Rule(_)
+            if identity.project_id.is_none() && identity.system_scope.is_some() =>
+        {
+            return Err(ImageError::Forbidden(
+                "You are not authorized to perform the requested action: the token is not scoped to a project.".into(),
+            ));
+        }
         Plan::Rule(rule) => return enforce(rule, &Target::new()),
         Plan::Create {
             owner: requested,
