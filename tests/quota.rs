@@ -45,14 +45,16 @@ async fn parallel_uploads_never_take_a_project_past_image_size_total() {
         );
     }
     let uploads = ids.iter().map(|id| s.upload(id, slow_body(24)).send());
+    // A refused upload is answered before its body is all sent, and the
+    // connection then closed: a client may see that as a broken pipe (0 here).
     let statuses: Vec<u16> = futures_util::future::join_all(uploads)
         .await
         .into_iter()
-        .map(|r| r.unwrap().status().as_u16())
+        .map(|r| r.map(|r| r.status().as_u16()).unwrap_or(0))
         .collect();
     let accepted = statuses.iter().filter(|s| **s == 204).count();
     assert!(
-        statuses.iter().all(|s| *s == 204 || *s == 413),
+        statuses.iter().all(|s| [204, 413, 0].contains(s)),
         "{statuses:?}"
     );
     assert!((1..=2).contains(&accepted), "{statuses:?}");

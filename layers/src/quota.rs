@@ -176,7 +176,7 @@ impl<S: ImageService> Service<ImageRequest> for Quota<S> {
             };
             let result = inner.call(req).await;
             if let (Some(hold), Ok(_)) = (&hold, &result) {
-                hold.commit();
+                hold.commit().await;
             }
             result
         })
@@ -190,11 +190,12 @@ impl QuotaLayer {
         let Some(max) = limits.image_count_total else {
             return Ok(None);
         };
-        let hold = self.ledger.hold(project);
+        let hold = self.ledger.hold(project).await;
         let usage = self.usage.usage(project).await?;
         hold.take_images(usage.image_count, max, 1)
             .map_err(|used| over_limit(project, "image_count_total", max, used, 1))?;
-        Ok(Some(hold))
+        // The insert follows at once: land under the gate.
+        Ok(Some(hold.landing()))
     }
 
     /// `image_count_uploading` now, and the size limits as the bytes arrive.
@@ -205,12 +206,14 @@ impl QuotaLayer {
         data: &mut crate::ImageData,
     ) -> Result<Arc<Hold>, ImageError> {
         let limits = self.per_project.limits(project).await?;
-        let hold = self.ledger.hold(project);
+        let checking = self.ledger.hold(project).await;
         let usage = self.usage.usage(project).await?;
         if let Some(max) = limits.image_count_uploading {
-            hold.start_upload(&usage.uploading, id, max)
+            checking
+                .start_upload(&usage.uploading, id, max)
                 .map_err(|used| over_limit(project, "image_count_uploading", max, used, 1))?;
         }
+        let hold = checking.done();
         let total = match (limits.image_size_total, self.limits.user_storage_quota) {
             (Some(unified), Some(legacy)) if legacy < unified => Some(Total::Legacy(legacy)),
             (Some(unified), _) => Some(Total::Unified(unified)),
@@ -357,6 +360,9 @@ pub struct LimitedStream {
     seen: u64,
     guard: Guard,
     failed: bool,
+    /// At the end of the data, the project's gate is taken before the stream
+    /// says so: the upload lands (its database write) under it.
+    landing: Option<BoxFuture<tokio::sync::OwnedMutexGuard<()>>>,
 }
 
 impl LimitedStream {
@@ -367,6 +373,7 @@ impl LimitedStream {
             seen: 0,
             guard,
             failed: false,
+            landing: None,
         }
     }
 }
@@ -377,6 +384,12 @@ impl Stream for LimitedStream {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         if this.failed {
+            return Poll::Ready(None);
+        }
+        if let Some(landing) = this.landing.as_mut() {
+            let gate = std::task::ready!(landing.as_mut().poll(cx));
+            this.landing = None;
+            this.guard.hold.set_landing(gate);
             return Poll::Ready(None);
         }
         match this.inner.as_mut().poll_next(cx) {
@@ -396,6 +409,11 @@ impl Stream for LimitedStream {
                         Poll::Ready(Some(Err(e)))
                     }
                 }
+            }
+            Poll::Ready(None) if this.guard.limit().is_some() => {
+                let gate = this.guard.hold.gate();
+                this.landing = Some(Box::pin(gate.lock_owned()));
+                Pin::new(this).poll_next(cx)
             }
             other => other,
         }
