@@ -97,8 +97,13 @@ impl AppBuilder {
         std::fs::create_dir_all(&d.data_dir).map_err(StartError::Store)?;
 
         let db = crate::db::connect(&config.database_url()).await?;
+        let writer = crate::db::connect_writer(&config.database_url()).await?;
+        let repo = match writer {
+            Some(writer) => Repo::new(db).with_writer(writer),
+            None => Repo::new(db),
+        };
         let core = ImageCore::new(
-            Repo::new(db),
+            repo,
             ImageLimits {
                 image_property_quota: d.image_property_quota,
                 image_tag_quota: d.image_tag_quota,

@@ -15,17 +15,39 @@ pub use repo::Repo;
 /// Opens the database at `url` (`sqlite://…`, `postgres://…`, `mysql://…`) and brings
 /// its schema up to date.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+    let pool = if url.starts_with("sqlite:") && url.contains(":memory:") {
+        // Each connection would get its own empty in-memory database.
+        1
+    } else if url.starts_with("sqlite:") {
+        8
+    } else {
+        16
+    };
+    let db = Database::connect(options(url, pool)).await?;
+    Migrator::up(&db, None).await?;
+    Ok(db)
+}
+
+/// SQLite takes one writer at a time; others wait in its busy handler, which
+/// sleeps 1, 2, 5, 10... ms between tries and made the write tail long. A pool
+/// of one connection for writes queues them in order instead, without sleeping.
+/// `None` where the database serves concurrent writers itself (or is in memory,
+/// where `connect`'s one connection already does this).
+pub async fn connect_writer(url: &str) -> Result<Option<DatabaseConnection>, DbErr> {
+    if !url.starts_with("sqlite:") || url.contains(":memory:") {
+        return Ok(None);
+    }
+    Database::connect(options(url, 1)).await.map(Some)
+}
+
+fn options(url: &str, pool: u32) -> ConnectOptions {
     let mut opts = ConnectOptions::new(url.to_string());
     opts.sqlx_logging(false)
         .connect_timeout(Duration::from_secs(10))
-        .acquire_timeout(Duration::from_secs(30));
+        .acquire_timeout(Duration::from_secs(30))
+        .max_connections(pool)
+        .min_connections(1);
     if url.starts_with("sqlite:") {
-        if url.contains(":memory:") {
-            // Each connection would get its own empty in-memory database.
-            opts.max_connections(1).min_connections(1);
-        } else {
-            opts.max_connections(8).min_connections(1);
-        }
         // WAL lets readers run beside the one writer; NORMAL sync is durable in WAL
         // mode across process crashes, which is what we need for metadata.
         opts.map_sqlx_sqlite_opts(|o| {
@@ -34,12 +56,8 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
                 .busy_timeout(Duration::from_secs(30))
                 .foreign_keys(true)
         });
-    } else {
-        opts.max_connections(16).min_connections(1);
     }
-    let db = Database::connect(opts).await?;
-    Migrator::up(&db, None).await?;
-    Ok(db)
+    opts
 }
 
 /// Applies pending migrations only (`glance-api migrate`).

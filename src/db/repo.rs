@@ -28,6 +28,8 @@ pub(crate) enum Children {
 #[derive(Clone, Debug)]
 pub struct Repo {
     db: DatabaseConnection,
+    /// Where writes go: `db` itself, or SQLite's single writer connection.
+    writer: DatabaseConnection,
 }
 
 fn image_from_row(row: image::Model) -> Image {
@@ -72,7 +74,16 @@ fn member_from_row(row: member::Model) -> Member {
 
 impl Repo {
     pub fn new(db: DatabaseConnection) -> Self {
-        Repo { db }
+        Repo {
+            writer: db.clone(),
+            db,
+        }
+    }
+
+    /// Sends every write through `writer` (see [`super::connect_writer`]).
+    pub fn with_writer(mut self, writer: DatabaseConnection) -> Self {
+        self.writer = writer;
+        self
     }
 
     pub fn connection(&self) -> &DatabaseConnection {
@@ -82,7 +93,7 @@ impl Repo {
     /// Inserts a new image; `false` when its id was ever used (deleted images keep
     /// their rows, so Glance's "never reuse an id" is the primary key's).
     pub async fn insert(&self, img: &Image) -> Result<bool> {
-        let txn = self.db.begin().await.map_err(db_error)?;
+        let txn = self.writer.begin().await.map_err(db_error)?;
         let inserted = image::Entity::insert(image::ActiveModel {
             id: Set(img.id.clone()),
             name: Set(img.name.clone()),
@@ -213,7 +224,7 @@ impl Repo {
     /// Saves what a PATCH (or a tag change) may alter, if the image is still in the
     /// status it was read in. Returns false when it moved on meanwhile.
     pub async fn update(&self, before: &Image, after: &Image) -> Result<bool> {
-        let txn = self.db.begin().await.map_err(db_error)?;
+        let txn = self.writer.begin().await.map_err(db_error)?;
         let res = image::Entity::update_many()
             .col_expr(image::Column::Name, Expr::value(after.name.clone()))
             .col_expr(
@@ -307,7 +318,7 @@ impl Repo {
             .filter(image::Column::Id.eq(id))
             .filter(image::Column::Status.eq(from.as_str()))
             .filter(image::Column::Deleted.eq(false))
-            .exec(&self.db)
+            .exec(&self.writer)
             .await
             .map_err(db_error)?;
         Ok(res.rows_affected == 1)
@@ -321,7 +332,7 @@ impl Repo {
         virtual_size: Option<i64>,
     ) -> Result<bool> {
         let now = to_micros(chrono::Utc::now());
-        let txn = self.db.begin().await.map_err(db_error)?;
+        let txn = self.writer.begin().await.map_err(db_error)?;
         let res = image::Entity::update_many()
             .col_expr(
                 image::Column::Status,
@@ -373,7 +384,7 @@ impl Repo {
             .filter(location::Column::ImageId.eq(image_id))
             .filter(location::Column::Url.eq(url))
             .filter(location::Column::Status.eq("active"))
-            .exec(&self.db)
+            .exec(&self.writer)
             .await
             .map_err(db_error)?;
         Ok(res.rows_affected > 0)
@@ -386,7 +397,7 @@ impl Repo {
         from: ImageStatus,
         at: chrono::DateTime<chrono::Utc>,
     ) -> Result<bool> {
-        let txn = self.db.begin().await.map_err(db_error)?;
+        let txn = self.writer.begin().await.map_err(db_error)?;
         let res = image::Entity::update_many()
             .col_expr(
                 image::Column::Status,
@@ -452,7 +463,7 @@ impl Repo {
             created_at: Set(to_micros(m.created_at)),
             updated_at: Set(to_micros(m.updated_at)),
         })
-        .exec_without_returning(&self.db)
+        .exec_without_returning(&self.writer)
         .await;
         match inserted {
             Err(e) if super::is_duplicate(&e) => Ok(false),
@@ -469,7 +480,7 @@ impl Repo {
             )
             .filter(member::Column::ImageId.eq(&m.image_id))
             .filter(member::Column::Member.eq(&m.member_id))
-            .exec(&self.db)
+            .exec(&self.writer)
             .await
             .map_err(db_error)?;
         Ok(res.rows_affected == 1)
@@ -479,7 +490,7 @@ impl Repo {
         let res = member::Entity::delete_many()
             .filter(member::Column::ImageId.eq(image_id))
             .filter(member::Column::Member.eq(member_id))
-            .exec(&self.db)
+            .exec(&self.writer)
             .await
             .map_err(db_error)?;
         Ok(res.rows_affected == 1)
