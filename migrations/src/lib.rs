@@ -7,12 +7,16 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261124_000001_create_images;
+mod m20261124_000002_list_indexes;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261124_000001_create_images::Migration)]
+        vec![
+            Box::new(m20261124_000001_create_images::Migration),
+            Box::new(m20261124_000002_list_indexes::Migration),
+        ]
     }
 }

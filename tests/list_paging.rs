@@ -1,0 +1,107 @@
+//! Marker pages add up to the whole list: for each sort (NULL names and sizes
+//! included), following `next` markers page after page returns every image once,
+//! in the order of one unpaged query. It guards the range the list query adds on
+//! the first sort key (`k1 <= marker AND (...)`), which lets an index start at the
+//! marker. SQLite, and the server `GLANCE_TEST_DATABASE_URL` names when set.
+
+use glance_api::db::Repo;
+use glance_layers::ListQuery;
+use sea_orm::ConnectionTrait;
+
+#[path = "../benches/support/seed.rs"]
+mod seed;
+
+const ROWS: u64 = 1_500;
+const PAGE: u64 = 97;
+
+async fn ids(repo: &Repo, case: &seed::Case, q: &ListQuery) -> Vec<String> {
+    let page = repo.list(q, case.scope()).await.unwrap();
+    page.into_iter().map(|i| i.id).collect()
+}
+
+async fn pages_add_up(url: &str) {
+    let db = glance_api::db::connect(url).await.unwrap();
+    seed::seed(&db, ROWS).await.unwrap();
+    let repo = Repo::new(db);
+    let sorts = [
+        "",
+        "&sort=name:asc",
+        "&sort=name:desc",
+        "&sort_key=name&sort_dir=asc",
+        "&sort=size:asc",
+        "&sort=size:desc,name:asc",
+        "&sort=status:asc,created_at:asc",
+        "&tag=gpu",
+        "&owner=OWNER&sort=name:asc",
+    ];
+    for sort in sorts {
+        for member_of in [None, Some(seed::project(7))] {
+            let case = seed::Case {
+                name: "paging",
+                query: format!("limit={PAGE}{}", sort.replace("OWNER", &seed::project(3))),
+                member_of,
+            };
+            let mut all = case.list_query();
+            all.limit = 100_000;
+            let whole = ids(&repo, &case, &all).await;
+            assert!(!whole.is_empty(), "{}: nothing listed", case.query);
+            let mut paged = Vec::new();
+            let mut q = case.list_query();
+            loop {
+                let page = ids(&repo, &case, &q).await;
+                paged.extend(page.iter().cloned());
+                if (page.len() as u64) < PAGE {
+                    break;
+                }
+                q.marker = page.last().cloned();
+            }
+            assert_eq!(
+                paged, whole,
+                "{} as {:?}: pages differ from the whole list",
+                case.query, case.member_of
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn sqlite_marker_pages_add_up() {
+    let dir = tempfile::tempdir().unwrap();
+    pages_add_up(&format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("glance.sqlite").display()
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn server_marker_pages_add_up() {
+    let Some(admin) = std::env::var("GLANCE_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        return;
+    };
+    let name = format!("glance_pg_{}", uuid::Uuid::new_v4().simple());
+    let conn = sea_orm::Database::connect(&admin).await.unwrap();
+    conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+    let result = tokio::spawn({
+        let url = format!("{base}/{name}");
+        async move { pages_add_up(&url).await }
+    })
+    .await;
+    let force = if admin.starts_with("postgres") {
+        " WITH (FORCE)"
+    } else {
+        ""
+    };
+    conn.execute_unprepared(&format!("DROP DATABASE {name}{force}"))
+        .await
+        .unwrap();
+    if let Err(e) = result {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
