@@ -1,6 +1,6 @@
 //! JSON rendering of images as the API writes it: one image (ten properties, five
 //! tags) and a list page of 1000, through the API's own `render` and Python-style
-//! serializer (the modules are compiled in from `src/api/` as they are); then the
+//! serializer (`glance_api::api::{render, json}`); then the
 //! same two responses through the whole `Api` service over a stub stack, for what
 //! routing, the page links and the body add.
 
@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use glance_api::api::{Api, ApiConfig};
+use glance_api::api::{Api, ApiConfig, json, render};
 use glance_layers::image::Location;
 use glance_layers::{
     BoxImageService, Image, ImagePage, ImageRequest, ImageResponse, ImageStatus, Operation,
@@ -17,13 +17,6 @@ use glance_layers::{
 };
 use http_body_util::{BodyExt, Empty};
 use tower::ServiceExt;
-
-#[allow(dead_code)]
-#[path = "../src/api/json.rs"]
-mod json;
-#[allow(dead_code)]
-#[path = "../src/api/render.rs"]
-mod render;
 
 const PAGE: usize = 1000;
 
@@ -70,19 +63,24 @@ fn image(i: usize) -> Image {
     img
 }
 
-/// The list body as the API assembles it (`list_body` in `src/api/mod.rs`).
-fn page_body(images: &[Image]) -> serde_json::Value {
-    let mut m = serde_json::Map::new();
-    m.insert("images".into(), images.iter().map(render::image).collect());
-    m.insert("first".into(), "/v2/images?limit=1000".into());
-    m.insert("schema".into(), "/v2/schemas/images".into());
-    if let Some(last) = images.last() {
-        m.insert(
-            "next".into(),
-            format!("/v2/images?limit=1000&marker={}", last.id).into(),
-        );
+/// The list body as the API assembles it (`ListBody` in `src/api/mod.rs`).
+#[derive(serde::Serialize)]
+struct Page<'a> {
+    images: Vec<render::ImageJson<'a>>,
+    first: &'static str,
+    schema: &'static str,
+    next: Option<String>,
+}
+
+fn page_body(images: &[Image]) -> Page<'_> {
+    Page {
+        images: images.iter().map(render::image).collect(),
+        first: "/v2/images?limit=1000",
+        schema: "/v2/schemas/images",
+        next: images
+            .last()
+            .map(|last| format!("/v2/images?limit=1000&marker={}", last.id)),
     }
-    serde_json::Value::Object(m)
 }
 
 /// A stack that answers a show with `one` and a list with `page` (behind `Arc`s:

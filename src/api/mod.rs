@@ -6,9 +6,11 @@
 
 mod body;
 mod errors;
-mod json;
+#[doc(hidden)] // public for benches/render.rs only
+pub mod json;
 pub mod parse;
-mod render;
+#[doc(hidden)] // public for benches/render.rs only
+pub mod render;
 mod routes;
 mod schemas;
 mod versions;
@@ -325,8 +327,6 @@ impl Api {
         B::Error: Into<BoxError>,
     {
         let ctx = self.context(parts);
-        let ok_json =
-            |status: StatusCode, v: &serde_json::Value| body::json(status, json::to_vec(v));
         let image_of = |resp: ImageResponse| resp.into_image();
         Ok(match (route, &parts.method) {
             (Route::Images, &Method::GET) => {
@@ -562,13 +562,23 @@ fn member_response(resp: ImageResponse) -> Result<Response<ApiBody>, ImageError>
     }
 }
 
+/// A list page: `images`, `first`, `schema`, then `next` when the page is full.
+#[derive(serde::Serialize)]
+struct ListBody<'a> {
+    images: Vec<render::ImageJson<'a>>,
+    first: String,
+    schema: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
+}
+
 /// `first` and `next` as Glance writes them: the request's query re-encoded, each
 /// parameter once (last value, first position), without `marker`.
-fn list_body(
-    images: &[glance_layers::Image],
+fn list_body<'a>(
+    images: &'a [glance_layers::Image],
     pairs: &[(String, String)],
     limit: u64,
-) -> serde_json::Value {
+) -> ListBody<'a> {
     let mut seen: Vec<(&str, &str)> = Vec::new();
     for (k, v) in pairs.iter().filter(|(k, _)| k != "marker") {
         match seen.iter_mut().find(|(sk, _)| *sk == k.as_str()) {
@@ -585,21 +595,24 @@ fn list_body(
     } else {
         format!("/v2/images?{}", query.join("&"))
     };
-    let mut m = serde_json::Map::new();
-    m.insert("images".into(), images.iter().map(render::image).collect());
-    m.insert("first".into(), first.clone().into());
-    m.insert("schema".into(), "/v2/schemas/images".into());
-    if limit > 0
-        && images.len() as u64 == limit
-        && let Some(last) = images.last()
-    {
-        let sep = if first.contains('?') { '&' } else { '?' };
-        m.insert(
-            "next".into(),
-            format!("{first}{sep}marker={}", last.id).into(),
-        );
+    let next = images
+        .last()
+        .filter(|_| limit > 0 && images.len() as u64 == limit)
+        .map(|last| {
+            let sep = if first.contains('?') { '&' } else { '?' };
+            format!("{first}{sep}marker={}", last.id)
+        });
+    ListBody {
+        images: images.iter().map(render::image).collect(),
+        first,
+        schema: "/v2/schemas/images",
+        next,
     }
-    serde_json::Value::Object(m)
+}
+
+/// A JSON response in Glance's formatting.
+fn ok_json<T: serde::Serialize + ?Sized>(status: StatusCode, v: &T) -> Response<ApiBody> {
+    body::json(status, json::to_vec(v))
 }
 
 fn download_response(resp: ImageResponse) -> Result<Response<ApiBody>, ImageError> {

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use glance_layers::{Image, Member};
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value, json};
 
 /// Glance's `isotime`: `YYYY-MM-DDThh:mm:ssZ`.
@@ -11,47 +12,91 @@ pub fn isotime(t: DateTime<Utc>) -> String {
 
 /// The image as `GET /v2/images/{id}` shows it: extra properties first, then every
 /// base attribute (null when unset), then the links, then `stores` once it has data.
-pub fn image(img: &Image) -> Value {
-    let mut m = Map::with_capacity(24 + img.properties.len());
-    for (k, v) in &img.properties {
-        m.insert(k.clone(), Value::String(v.clone()));
+/// Written straight to the serializer: a list of 1000 images builds no `Value`s.
+pub fn image(img: &Image) -> ImageJson<'_> {
+    ImageJson(img)
+}
+
+/// See [`image`].
+pub struct ImageJson<'a>(&'a Image);
+
+/// Base attributes, which an extra property may not shadow.
+const BASE_KEYS: &[&str] = &[
+    "name",
+    "disk_format",
+    "container_format",
+    "visibility",
+    "size",
+    "virtual_size",
+    "status",
+    "checksum",
+    "protected",
+    "min_ram",
+    "min_disk",
+    "owner",
+    "os_hidden",
+    "os_hash_algo",
+    "os_hash_value",
+    "id",
+    "created_at",
+    "updated_at",
+    "tags",
+    "self",
+    "file",
+    "schema",
+    "stores",
+];
+
+/// `prefix` + `id` + `suffix`, serialized as one string without building it first.
+struct Link<'a>(&'a str, &'a str, &'a str);
+
+impl Serialize for Link<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{}{}{}", self.0, self.1, self.2))
     }
-    let base = json!({
-        "name": img.name,
-        "disk_format": img.disk_format,
-        "container_format": img.container_format,
-        "visibility": img.visibility.as_str(),
-        "size": img.size,
-        "virtual_size": img.virtual_size,
-        "status": img.status.as_str(),
-        "checksum": img.checksum,
-        "protected": img.protected,
-        "min_ram": img.min_ram,
-        "min_disk": img.min_disk,
-        "owner": img.owner,
-        "os_hidden": img.os_hidden,
-        "os_hash_algo": img.os_hash_algo,
-        "os_hash_value": img.os_hash_value,
-        "id": img.id,
-        "created_at": isotime(img.created_at),
-        "updated_at": isotime(img.updated_at),
-        "tags": img.tags,
-        "self": format!("/v2/images/{}", img.id),
-        "file": format!("/v2/images/{}/file", img.id),
-        "schema": "/v2/schemas/image",
-    });
-    if let Value::Object(base) = base {
-        m.extend(base);
+}
+
+impl Serialize for ImageJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let img = self.0;
+        let mut m = s.serialize_map(None)?;
+        for (k, v) in &img.properties {
+            if !BASE_KEYS.contains(&k.as_str()) {
+                m.serialize_entry(k, v)?;
+            }
+        }
+        m.serialize_entry("name", &img.name)?;
+        m.serialize_entry("disk_format", &img.disk_format)?;
+        m.serialize_entry("container_format", &img.container_format)?;
+        m.serialize_entry("visibility", img.visibility.as_str())?;
+        m.serialize_entry("size", &img.size)?;
+        m.serialize_entry("virtual_size", &img.virtual_size)?;
+        m.serialize_entry("status", img.status.as_str())?;
+        m.serialize_entry("checksum", &img.checksum)?;
+        m.serialize_entry("protected", &img.protected)?;
+        m.serialize_entry("min_ram", &img.min_ram)?;
+        m.serialize_entry("min_disk", &img.min_disk)?;
+        m.serialize_entry("owner", &img.owner)?;
+        m.serialize_entry("os_hidden", &img.os_hidden)?;
+        m.serialize_entry("os_hash_algo", &img.os_hash_algo)?;
+        m.serialize_entry("os_hash_value", &img.os_hash_value)?;
+        m.serialize_entry("id", &img.id)?;
+        m.serialize_entry("created_at", &isotime(img.created_at))?;
+        m.serialize_entry("updated_at", &isotime(img.updated_at))?;
+        m.serialize_entry("tags", &img.tags)?;
+        m.serialize_entry("self", &Link("/v2/images/", &img.id, ""))?;
+        m.serialize_entry("file", &Link("/v2/images/", &img.id, "/file"))?;
+        m.serialize_entry("schema", "/v2/schemas/image")?;
+        let mut stores = img
+            .locations
+            .iter()
+            .filter_map(|l| l.metadata.get("store").and_then(Value::as_str))
+            .peekable();
+        if stores.peek().is_some() {
+            m.serialize_entry("stores", &stores.collect::<Vec<_>>().join(","))?;
+        }
+        m.end()
     }
-    let stores: Vec<&str> = img
-        .locations
-        .iter()
-        .filter_map(|l| l.metadata.get("store").and_then(Value::as_str))
-        .collect();
-    if !stores.is_empty() {
-        m.insert("stores".into(), Value::String(stores.join(",")));
-    }
-    Value::Object(m)
 }
 
 pub fn member(m: &Member) -> Value {
@@ -109,4 +154,41 @@ pub fn usage(entries: &[glance_layers::UsageEntry]) -> Value {
         );
     }
     json!({ "usage": m })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use glance_layers::image::Location;
+
+    #[test]
+    fn image_json_has_glances_key_order_and_values() {
+        let t = "2026-11-24T19:00:00Z".parse().unwrap();
+        let mut img = Image::new("i1".into(), t);
+        img.name = Some("cirros".into());
+        img.size = Some(3);
+        img.tags.insert("b".into());
+        img.tags.insert("a".into());
+        img.properties.insert("zeta".into(), "1".into());
+        img.properties.insert("alpha".into(), "2".into());
+        let mut metadata = Map::new();
+        metadata.insert("store".into(), "fast".into());
+        img.locations.push(Location {
+            url: "file:///x".into(),
+            metadata,
+        });
+        let got = String::from_utf8(crate::api::json::to_vec(&image(&img))).unwrap();
+        assert_eq!(
+            got,
+            "{\"alpha\": \"2\", \"zeta\": \"1\", \"name\": \"cirros\", \"disk_format\": null, \
+             \"container_format\": null, \"visibility\": \"shared\", \"size\": 3, \
+             \"virtual_size\": null, \"status\": \"queued\", \"checksum\": null, \
+             \"protected\": false, \"min_ram\": 0, \"min_disk\": 0, \"owner\": null, \
+             \"os_hidden\": false, \"os_hash_algo\": null, \"os_hash_value\": null, \
+             \"id\": \"i1\", \"created_at\": \"2026-11-24T19:00:00Z\", \
+             \"updated_at\": \"2026-11-24T19:00:00Z\", \"tags\": [\"a\", \"b\"], \
+             \"self\": \"/v2/images/i1\", \"file\": \"/v2/images/i1/file\", \
+             \"schema\": \"/v2/schemas/image\", \"stores\": \"fast\"}"
+        );
+    }
 }
