@@ -211,7 +211,8 @@ async fn callers_are_who_keystone_says_they_are() {
     let s = server(&k, |_| {}).await;
 
     // No token, or one Keystone never issued: keystonemiddleware's 401.
-    for token in [None, Some("not-a-token")] {
+    let huge = "x".repeat(100_000);
+    for token in [None, Some("not-a-token"), Some(""), Some(huge.as_str())] {
         let mut req = s.client.get(format!("{}/v2/images", s.url));
         if let Some(t) = token {
             req = req.header("x-auth-token", t);

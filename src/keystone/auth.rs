@@ -18,6 +18,9 @@ use glance_layers::{Credentials, Identity, ImageError};
 use super::token_cache::TokenCache;
 use super::{KeystoneClient, KeystoneError, TokenInfo};
 
+/// Longest token sent on to Keystone.
+const MAX_TOKEN_LEN: usize = 8 << 10;
+
 pub struct KeystoneAuth {
     client: Arc<KeystoneClient>,
     cache: TokenCache,
@@ -42,6 +45,11 @@ impl KeystoneAuth {
     }
 
     async fn token(&self, token: &str, allow_expired: bool) -> Result<TokenInfo, ImageError> {
+        // Fernet tokens are a few hundred bytes; anything empty or huge is no
+        // token Keystone issued, and is not worth a round trip.
+        if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+            return Err(unauthenticated());
+        }
         let info = match self.cache.get(token) {
             Some(info) => info,
             None => {
