@@ -206,20 +206,25 @@ impl QuotaLayer {
         data: &mut crate::ImageData,
     ) -> Result<Arc<Hold>, ImageError> {
         let limits = self.per_project.limits(project).await?;
-        let checking = self.ledger.hold(project).await;
-        let usage = self.usage.usage(project).await?;
-        if let Some(max) = limits.image_count_uploading {
-            checking
-                .start_upload(&usage.uploading, id, max)
-                .map_err(|used| over_limit(project, "image_count_uploading", max, used, 1))?;
-        }
-        let hold = checking.done();
         let total = match (limits.image_size_total, self.limits.user_storage_quota) {
             (Some(unified), Some(legacy)) if legacy < unified => Some(Total::Legacy(legacy)),
             (Some(unified), _) => Some(Total::Unified(unified)),
             (None, Some(legacy)) => Some(Total::Legacy(legacy)),
             (None, None) => None,
         };
+        let checking = self.ledger.hold(project).await;
+        // Without a project limit only the size cap applies: no usage to read.
+        let usage = if total.is_some() || limits.image_count_uploading.is_some() {
+            self.usage.usage(project).await?
+        } else {
+            Usage::default()
+        };
+        if let Some(max) = limits.image_count_uploading {
+            checking
+                .start_upload(&usage.uploading, id, max)
+                .map_err(|used| over_limit(project, "image_count_uploading", max, used, 1))?;
+        }
+        let hold = checking.done();
         let guard = Guard {
             hold: hold.clone(),
             used: usage.image_size_total,
