@@ -277,13 +277,12 @@ impl AppBuilder {
 /// system scoped as oslo.limit needs to read any project's limits.
 fn keystone_client(config: &Config, for_limits: bool) -> Result<Arc<KeystoneClient>, StartError> {
     let k = &config.keystone_authtoken;
-    let o = &config.oslo_limit;
-    let pick = |limit: &Option<String>, auth: &Option<String>, name: &str| {
-        let v = if for_limits {
-            limit.clone().or_else(|| auth.clone())
-        } else {
-            auth.clone()
-        };
+    let o = if for_limits {
+        config.oslo_limit.clone()
+    } else {
+        Default::default()
+    };
+    let required = |v: Option<String>, name: &str| {
         v.ok_or_else(|| {
             StartError::Config(format!(
                 "[keystone_authtoken] {name} is required for Keystone"
@@ -294,20 +293,17 @@ fn keystone_client(config: &Config, for_limits: bool) -> Result<Arc<KeystoneClie
         Scope::System
     } else {
         Scope::Project {
-            name: pick(&None, &k.project_name, "project_name")?,
+            name: required(k.project_name.clone(), "project_name")?,
             domain_name: k.project_domain_name.clone(),
         }
     };
     let creds = ServiceCredentials {
-        auth_url: pick(&o.auth_url, &k.auth_url, "auth_url")?,
-        username: pick(&o.username, &k.username, "username")?,
-        password: pick(&o.password, &k.password, "password")?,
-        user_domain_name: if for_limits {
-            o.user_domain_name.clone()
-        } else {
-            None
-        }
-        .unwrap_or_else(|| k.user_domain_name.clone()),
+        auth_url: required(o.auth_url.or_else(|| k.auth_url.clone()), "auth_url")?,
+        username: required(o.username.or_else(|| k.username.clone()), "username")?,
+        password: required(o.password.or_else(|| k.password.clone()), "password")?,
+        user_domain_name: o
+            .user_domain_name
+            .unwrap_or_else(|| k.user_domain_name.clone()),
         scope,
     };
     KeystoneClient::new(

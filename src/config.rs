@@ -262,8 +262,11 @@ pub struct OsloLimitSection {
     pub auth_url: Option<String>,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// Accepted, unused (see `project_domain_name`).
     pub project_name: Option<String>,
     pub user_domain_name: Option<String>,
+    /// Accepted so an oslo.limit section carries over; unused, since limits are
+    /// read with a system-scoped token.
     pub project_domain_name: Option<String>,
     /// Glance's endpoint in Keystone's catalog; its service and region select the limits.
     pub endpoint_id: Option<String>,

@@ -183,6 +183,16 @@ async fn call(
     (status, v)
 }
 
+async fn status(
+    s: &TestServer,
+    token: Option<&str>,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> StatusCode {
+    call(s, token, method, path, body).await.0
+}
+
 async fn upload(s: &TestServer, token: &str, id: &str, data: &'static [u8]) -> StatusCode {
     s.client
         .put(format!("{}/v2/images/{id}/file", s.url))
@@ -239,9 +249,7 @@ async fn callers_are_who_keystone_says_they_are() {
     assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
     // Schemas and discovery sit behind the token too, as in Glance.
     assert_eq!(
-        call(&s, None, Method::GET, "/v2/schemas/image", None)
-            .await
-            .0,
+        status(&s, None, Method::GET, "/v2/schemas/image", None).await,
         401
     );
 
@@ -253,15 +261,11 @@ async fn callers_are_who_keystone_says_they_are() {
     let project_b = k.project_id("glance-b").await;
 
     assert_eq!(
-        call(&s, Some(&rita), Method::GET, "/v2/schemas/image", None)
-            .await
-            .0,
+        status(&s, Some(&rita), Method::GET, "/v2/schemas/image", None).await,
         200
     );
     assert_eq!(
-        call(&s, Some(&rita), Method::GET, "/v2/info/import", None)
-            .await
-            .0,
+        status(&s, Some(&rita), Method::GET, "/v2/info/import", None).await,
         200
     );
 
@@ -283,94 +287,82 @@ async fn callers_are_who_keystone_says_they_are() {
 
     // A reader of the same project may look but not touch.
     assert_eq!(
-        call(
+        status(
             &s,
             Some(&rita),
             Method::POST,
             "/v2/images",
             Some(new.clone())
         )
-        .await
-        .0,
+        .await,
         403
     );
-    assert_eq!(call(&s, Some(&rita), Method::GET, &path, None).await.0, 200);
+    assert_eq!(status(&s, Some(&rita), Method::GET, &path, None).await, 200);
     let (st, list) = call(&s, Some(&rita), Method::GET, "/v2/images", None).await;
     assert_eq!(st, 200);
     assert_eq!(list["images"].as_array().unwrap().len(), 1);
     assert_eq!(download(&s, &rita, &id).await, 403);
     let rename = json!([{"op": "replace", "path": "/name", "value": "r"}]);
     assert_eq!(
-        call(&s, Some(&rita), Method::PATCH, &path, Some(rename.clone()))
-            .await
-            .0,
+        status(&s, Some(&rita), Method::PATCH, &path, Some(rename.clone())).await,
         403
     );
     assert_eq!(
-        call(
+        status(
             &s,
             Some(&rita),
             Method::PUT,
             &format!("{path}/tags/t"),
             None
         )
-        .await
-        .0,
+        .await,
         403
     );
     assert_eq!(
-        call(
+        status(
             &s,
             Some(&rita),
             Method::POST,
             &format!("{path}/actions/deactivate"),
             None
         )
-        .await
-        .0,
+        .await,
         403
     );
     assert_eq!(
-        call(&s, Some(&rita), Method::DELETE, &path, None).await.0,
+        status(&s, Some(&rita), Method::DELETE, &path, None).await,
         403
     );
 
     // Another project's member cannot see it at all.
-    assert_eq!(call(&s, Some(&bob), Method::GET, &path, None).await.0, 404);
+    assert_eq!(status(&s, Some(&bob), Method::GET, &path, None).await, 404);
     let (_, bobs) = call(&s, Some(&bob), Method::GET, "/v2/images", None).await;
     assert!(bobs["images"].as_array().unwrap().is_empty());
 
     // The owner's member edits, tags and shares; publicizing needs an admin.
     assert_eq!(
-        call(&s, Some(&alice), Method::PATCH, &path, Some(rename))
-            .await
-            .0,
+        status(&s, Some(&alice), Method::PATCH, &path, Some(rename)).await,
         200
     );
     assert_eq!(
-        call(
+        status(
             &s,
             Some(&alice),
             Method::PUT,
             &format!("{path}/tags/t"),
             None
         )
-        .await
-        .0,
+        .await,
         204
     );
     let public = json!([{"op": "replace", "path": "/visibility", "value": "public"}]);
     assert_eq!(
-        call(&s, Some(&alice), Method::PATCH, &path, Some(public.clone()))
-            .await
-            .0,
+        status(&s, Some(&alice), Method::PATCH, &path, Some(public.clone())).await,
         403
     );
     let shared = json!([{"op": "replace", "path": "/visibility", "value": "shared"}]);
     assert_eq!(
-        call(&s, Some(&alice), Method::PATCH, &path, Some(shared))
-            .await
-            .0,
+        status(&s, Some(&alice), Method::PATCH, &path, Some(shared)).await,
         200
     );
     let members = format!("{path}/members");
@@ -384,13 +376,13 @@ async fn callers_are_who_keystone_says_they_are() {
     .await;
     assert_eq!(st, 200, "{m}");
     assert_eq!(
-        call(&s, Some(&rita), Method::GET, &members, None).await.0,
+        status(&s, Some(&rita), Method::GET, &members, None).await,
         200
     );
 
     // The consumer project accepts, then sees and downloads it.
     let mine = format!("{members}/{project_b}");
-    assert_eq!(call(&s, Some(&bob), Method::GET, &path, None).await.0, 200);
+    assert_eq!(status(&s, Some(&bob), Method::GET, &path, None).await, 200);
     let (st, _) = call(
         &s,
         Some(&bob),
@@ -402,103 +394,92 @@ async fn callers_are_who_keystone_says_they_are() {
     assert_eq!(st, 200);
     assert_eq!(download(&s, &bob, &id).await, 200);
     assert_eq!(
-        call(&s, Some(&bob), Method::DELETE, &path, None).await.0,
+        status(&s, Some(&bob), Method::DELETE, &path, None).await,
         403
     );
     // The owner may not answer for the consumer.
     assert_eq!(
-        call(
+        status(
             &s,
             Some(&alice),
             Method::PUT,
             &mine,
             Some(json!({"status": "rejected"}))
         )
-        .await
-        .0,
+        .await,
         403
     );
 
     // The owner deactivates; only then the consumer's download is refused.
     assert_eq!(
-        call(
+        status(
             &s,
             Some(&alice),
             Method::POST,
             &format!("{path}/actions/deactivate"),
             None
         )
-        .await
-        .0,
+        .await,
         204
     );
     assert_eq!(download(&s, &bob, &id).await, 403);
     assert_eq!(
-        call(
+        status(
             &s,
             Some(&alice),
             Method::POST,
             &format!("{path}/actions/reactivate"),
             None
         )
-        .await
-        .0,
+        .await,
         204
     );
 
     // An admin of any project may do what the owner may not.
     assert_eq!(
-        call(&s, Some(&boss), Method::PATCH, &path, Some(public))
-            .await
-            .0,
+        status(&s, Some(&boss), Method::PATCH, &path, Some(public)).await,
         200
     );
     assert_eq!(
-        call(
+        status(
             &s,
             Some(&boss),
             Method::DELETE,
             &format!("{members}/{project_b}"),
             None
         )
-        .await
-        .0,
+        .await,
         204
     );
     assert_eq!(
-        call(&s, Some(&boss), Method::GET, "/v2/info/stores/detail", None)
-            .await
-            .0,
+        status(&s, Some(&boss), Method::GET, "/v2/info/stores/detail", None).await,
         200
     );
     assert_eq!(
-        call(
+        status(
             &s,
             Some(&alice),
             Method::GET,
             "/v2/info/stores/detail",
             None
         )
-        .await
-        .0,
+        .await,
         403
     );
 
     // Every Glance rule is project scoped: a system token is refused.
     let system = k.system_admin().await;
     assert_eq!(
-        call(&s, Some(&system), Method::GET, "/v2/images", None)
-            .await
-            .0,
+        status(&s, Some(&system), Method::GET, "/v2/images", None).await,
         403
     );
 
     assert_eq!(
-        call(&s, Some(&alice), Method::DELETE, &path, None).await.0,
+        status(&s, Some(&alice), Method::DELETE, &path, None).await,
         204
     );
     assert_eq!(
-        call(&s, Some(&alice), Method::GET, &path, None).await.0,
+        status(&s, Some(&alice), Method::GET, &path, None).await,
         404
     );
 }
@@ -509,9 +490,7 @@ async fn a_revoked_token_stops_working_when_its_cache_entry_lapses() {
     let s = server(&k, |c| c.keystone_authtoken.token_cache_time = 3).await;
     let alice = k.token("alice", "glance-a").await;
     assert_eq!(
-        call(&s, Some(&alice), Method::GET, "/v2/images", None)
-            .await
-            .0,
+        status(&s, Some(&alice), Method::GET, "/v2/images", None).await,
         200
     );
 
@@ -530,11 +509,7 @@ async fn a_revoked_token_stops_working_when_its_cache_entry_lapses() {
     let mut lapsed = false;
     for _ in 0..20 {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        if call(&s, Some(&alice), Method::GET, "/v2/images", None)
-            .await
-            .0
-            == 401
-        {
+        if status(&s, Some(&alice), Method::GET, "/v2/images", None).await == 401 {
             lapsed = true;
             break;
         }
@@ -546,9 +521,7 @@ async fn a_revoked_token_stops_working_when_its_cache_entry_lapses() {
     // A fresh token works: the refusal was about that token, not the user.
     let again = k.token("alice", "glance-a").await;
     assert_eq!(
-        call(&s, Some(&again), Method::GET, "/v2/images", None)
-            .await
-            .0,
+        status(&s, Some(&again), Method::GET, "/v2/images", None).await,
         200
     );
 }
@@ -559,29 +532,15 @@ async fn service_tokens_must_be_valid_too() {
     let s = server(&k, |_| {}).await;
     let alice = k.token("alice", "glance-a").await;
     let service = k.token("glance", "service").await;
-    let with = |svc: &'static str| {
-        let alice = alice.clone();
-        let service = service.clone();
-        let url = format!("{}/v2/images", s.url);
-        let client = s.client.clone();
-        async move {
-            let svc = if svc == "valid" {
-                service
-            } else {
-                svc.to_string()
-            };
-            client
-                .get(url)
-                .header("x-auth-token", alice)
-                .header("x-service-token", svc)
-                .send()
-                .await
-                .unwrap()
-                .status()
-        }
+    let images = |svc: String| {
+        s.client
+            .get(format!("{}/v2/images", s.url))
+            .header("x-auth-token", &alice)
+            .header("x-service-token", svc)
+            .send()
     };
-    assert_eq!(with("valid").await, 200);
-    assert_eq!(with("bogus").await, 401);
+    assert_eq!(images(service).await.unwrap().status(), 200);
+    assert_eq!(images("bogus".into()).await.unwrap().status(), 401);
 }
 
 /// Runs a second Keystone of the same deployment on a port of its own, so the
@@ -627,11 +586,7 @@ impl OwnKeystone {
 
     async fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            // TERM lets gunicorn take its workers down with it.
-            let _ = std::process::Command::new("kill")
-                .arg(child.id().to_string())
-                .status();
-            let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+            let _ = tokio::task::spawn_blocking(move || terminate(&mut child)).await;
         }
         for _ in 0..120 {
             if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
@@ -646,12 +601,17 @@ impl OwnKeystone {
 impl Drop for OwnKeystone {
     fn drop(&mut self) {
         if let Some(child) = &mut self.child {
-            let _ = std::process::Command::new("kill")
-                .arg(child.id().to_string())
-                .status();
-            let _ = child.wait();
+            terminate(child);
         }
     }
+}
+
+/// TERM (which lets gunicorn take its workers down with it), then reap.
+fn terminate(child: &mut std::process::Child) {
+    let _ = std::process::Command::new("kill")
+        .arg(child.id().to_string())
+        .status();
+    let _ = child.wait();
 }
 
 fn free_port() -> u16 {
@@ -678,9 +638,7 @@ async fn keystone_down_means_503_and_coming_back_means_service() {
     .await;
     let alice = k.token("alice", "glance-a").await;
     assert_eq!(
-        call(&s, Some(&alice), Method::GET, "/v2/images", None)
-            .await
-            .0,
+        status(&s, Some(&alice), Method::GET, "/v2/images", None).await,
         200
     );
 
@@ -700,13 +658,11 @@ async fn keystone_down_means_503_and_coming_back_means_service() {
     .await;
     assert_eq!(st, 503);
     // Not even a missing token gets further than a 401.
-    assert_eq!(call(&s, None, Method::GET, "/v2/images", None).await.0, 401);
+    assert_eq!(status(&s, None, Method::GET, "/v2/images", None).await, 401);
 
     let mut own = OwnKeystone::start(port).await;
     assert_eq!(
-        call(&s, Some(&alice), Method::GET, "/v2/images", None)
-            .await
-            .0,
+        status(&s, Some(&alice), Method::GET, "/v2/images", None).await,
         200
     );
     own.stop().await;
@@ -723,21 +679,18 @@ async fn an_operator_policy_file_applies_to_keystone_roles() {
     let boss = k.token("boss", "glance-b").await;
     let new = json!({"name": "p"});
     assert_eq!(
-        call(
+        status(
             &s,
             Some(&alice),
             Method::POST,
             "/v2/images",
             Some(new.clone())
         )
-        .await
-        .0,
+        .await,
         403
     );
     assert_eq!(
-        call(&s, Some(&boss), Method::POST, "/v2/images", Some(new))
-            .await
-            .0,
+        status(&s, Some(&boss), Method::POST, "/v2/images", Some(new)).await,
         201
     );
 }
@@ -800,15 +753,14 @@ async fn unified_limits_come_from_keystone() {
     let new = json!({"name": "q"});
     for _ in 0..2 {
         assert_eq!(
-            call(
+            status(
                 &s,
                 Some(&bob),
                 Method::POST,
                 "/v2/images",
                 Some(new.clone())
             )
-            .await
-            .0,
+            .await,
             201
         );
     }
@@ -832,9 +784,7 @@ async fn unified_limits_come_from_keystone() {
     assert_eq!(usage["usage"]["image_count_total"]["limit"], 100);
     assert_eq!(usage["usage"]["image_size_total"]["limit"], 1000);
     assert_eq!(
-        call(&s, Some(&alice), Method::POST, "/v2/images", Some(new))
-            .await
-            .0,
+        status(&s, Some(&alice), Method::POST, "/v2/images", Some(new)).await,
         201
     );
 }

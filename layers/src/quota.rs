@@ -253,30 +253,37 @@ impl QuotaLayer {
         }
         let limits = self.per_project.limits(project).await?;
         let used = self.usage.usage(project).await?;
-        let mib = |b: u64| (b / MIB) as i64;
-        let limit = |l: Option<u64>, f: &dyn Fn(u64) -> i64| l.map(f).unwrap_or(-1);
-        let count = |n: u64| n as i64;
+        // Sizes in MiB, counts as they are; -1 is unlimited.
+        let entry = |resource, limit: Option<u64>, usage: u64, unit: u64| UsageEntry {
+            resource,
+            limit: limit.map_or(-1, |l| (l / unit) as i64),
+            usage: (usage / unit) as i64,
+        };
         Ok(ImageResponse::Usage(vec![
-            UsageEntry {
-                resource: "image_size_total",
-                limit: limit(limits.image_size_total, &mib),
-                usage: mib(used.image_size_total),
-            },
-            UsageEntry {
-                resource: "image_stage_total",
-                limit: limit(limits.image_stage_total, &mib),
-                usage: mib(used.image_stage_total),
-            },
-            UsageEntry {
-                resource: "image_count_total",
-                limit: limit(limits.image_count_total, &count),
-                usage: used.image_count as i64,
-            },
-            UsageEntry {
-                resource: "image_count_uploading",
-                limit: limit(limits.image_count_uploading, &count),
-                usage: used.uploading.len() as i64,
-            },
+            entry(
+                "image_size_total",
+                limits.image_size_total,
+                used.image_size_total,
+                MIB,
+            ),
+            entry(
+                "image_stage_total",
+                limits.image_stage_total,
+                used.image_stage_total,
+                MIB,
+            ),
+            entry(
+                "image_count_total",
+                limits.image_count_total,
+                used.image_count,
+                1,
+            ),
+            entry(
+                "image_count_uploading",
+                limits.image_count_uploading,
+                used.uploading.len() as u64,
+                1,
+            ),
         ]))
     }
 }

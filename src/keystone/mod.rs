@@ -85,11 +85,6 @@ impl KeystoneClient {
         })
     }
 
-    /// The Keystone v3 URL (`.../v3`).
-    pub fn base(&self) -> &str {
-        &self.base
-    }
-
     /// The service's token, fetched again a minute before it expires.
     async fn service_token(&self, renew: bool) -> Result<String, KeystoneError> {
         let mut slot = self.service_token.lock().await;

@@ -86,14 +86,14 @@ impl Ledger {
             s.bytes_snapshot = p.bytes.committed;
             s.images_snapshot = p.images.committed;
         });
-        Checking { hold, _gate: gate }
+        Checking { hold, gate }
     }
 }
 
 /// A hold whose snapshot is still consistent with the database read being made.
 pub(crate) struct Checking {
     hold: Arc<Hold>,
-    _gate: tokio::sync::OwnedMutexGuard<()>,
+    gate: tokio::sync::OwnedMutexGuard<()>,
 }
 
 impl std::ops::Deref for Checking {
@@ -113,7 +113,7 @@ impl Checking {
     /// The checks are made and the request lands right away (a create): the
     /// gate stays held until [`Hold::commit`] or until the hold is dropped.
     pub(crate) fn landing(self) -> Arc<Hold> {
-        self.hold.set_landing(self._gate);
+        self.hold.set_landing(self.gate);
         self.hold
     }
 }
