@@ -21,9 +21,10 @@ use glance_layers::policy::rules::RuleSet;
 use glance_layers::policy::{ImageLookup, PolicyLayer, PolicyRules, PolicyTarget};
 use glance_layers::quota::{ProjectLimits, QuotaLayer, QuotaLimits, Usage, UsageSource};
 use glance_layers::store::StoreSet;
+use glance_layers::uploads::{UploadLease, UploadRecords};
 use glance_layers::{
     BoxImageService, Image, ImageError, ImageRequest, ImageResponse, ImageService, ImageStatus,
-    Operation, RequestContext, Visibility,
+    Operation, RequestContext, StoredData, Visibility,
 };
 use tower::{Layer, ServiceBuilder, ServiceExt};
 
@@ -104,10 +105,34 @@ fn quota() -> QuotaLayer {
     )
 }
 
+/// Upload records for a bench that never uploads.
+struct NoUploads;
+
+#[async_trait]
+impl UploadRecords for NoUploads {
+    async fn begin(&self, id: &str, _: &str) -> Result<UploadLease, ImageError> {
+        Err(ImageError::not_found(id))
+    }
+    async fn note_partial(&self, _: &UploadLease, _: &str) -> Result<(), ImageError> {
+        Ok(())
+    }
+    async fn finish(&self, l: &UploadLease, _: &StoredData) -> Result<Image, ImageError> {
+        Err(ImageError::not_found(&l.image_id))
+    }
+    async fn holds(&self, _: &UploadLease) -> Result<bool, ImageError> {
+        Ok(false)
+    }
+    async fn abort(&self, _: &UploadLease, _: bool) -> Result<(), ImageError> {
+        Ok(())
+    }
+    fn forget(&self, _: &UploadLease) {}
+}
+
 fn location() -> LocationLayer {
     LocationLayer::new(
         StoreSet::single("file", Arc::new(MemoryStore::default())),
         HashAlgo::Sha512,
+        Arc::new(NoUploads),
     )
 }
 

@@ -5,6 +5,7 @@
 use std::any::Any;
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use glance_layers::auth::{AuthLayer, Authenticator, NoAuth, TrustedHeaders};
 use glance_layers::location::LocationLayer;
@@ -24,12 +25,13 @@ use tower_http::trace::TraceLayer;
 
 use crate::api::{Api, ApiBody, ApiConfig, REQUEST_ID, parse::PageLimits};
 use crate::config::{AuthMode, Config, NotificationDriver};
-use crate::db::Repo;
+use crate::db::{PoolOptions, Repo};
 use crate::http::request_id::RequestIdLayer;
 use crate::keystone::{
     EndpointRef, KeystoneAuth, KeystoneClient, KeystoneLimits, Scope, ServiceCredentials,
 };
 use crate::notify::{JsonLinesSink, NoopSink, RabbitSink};
+use crate::recovery::{LeaseKeeper, NodeIdentity, Recovery};
 use crate::service::{ImageCore, ImageLimits};
 
 /// The whole HTTP service, type-erased, as the server runs it.
@@ -62,6 +64,8 @@ pub struct App {
     pub http: HttpService,
     pub config: Config,
     pub policy: PolicyRules,
+    /// The crash-recovery sweeps (already running); tests and tools may run one.
+    pub recovery: Recovery,
 }
 
 impl AppBuilder {
@@ -96,19 +100,28 @@ impl AppBuilder {
         })?;
         std::fs::create_dir_all(&d.data_dir).map_err(StartError::Store)?;
 
-        let db = crate::db::connect(&config.database_url()).await?;
-        let writer = crate::db::connect_writer(&config.database_url()).await?;
+        let pool = PoolOptions {
+            acquire_timeout: Duration::from_secs(config.database.pool_timeout),
+            max_connections: config.database.max_pool_size,
+        };
+        let db = crate::db::connect_with(&config.database_url(), pool).await?;
+        let writer = crate::db::connect_writer(&config.database_url(), pool).await?;
         let repo = match writer {
             Some(writer) => Repo::new(db).with_writer(writer),
             None => Repo::new(db),
         };
+        let node = NodeIdentity::establish(d.node_id.as_deref(), &d.data_dir)
+            .map_err(StartError::Config)?;
+        tracing::info!(node = %node.node_id, "upload leases are taken as this node");
+        let leases = LeaseKeeper::new(node, Duration::from_secs(d.upload_lease_ttl.max(1)));
         let core = ImageCore::new(
-            repo,
+            repo.clone(),
             ImageLimits {
                 image_property_quota: d.image_property_quota,
                 image_tag_quota: d.image_tag_quota,
                 image_member_quota: d.image_member_quota,
             },
+            leases.clone(),
         );
         let stores = crate::store::from_config(&config).map_err(StartError::Config)?;
         let store_ids = stores.ids();
@@ -133,6 +146,26 @@ impl AppBuilder {
                 )
             }
         };
+        // Take back what a crash left before serving anyone, then keep sweeping.
+        let recovery = Recovery::new(
+            repo,
+            stores.clone(),
+            leases,
+            sink.clone(),
+            &d.default_publisher_id,
+        );
+        match recovery.sweep().await {
+            Ok(report) if !report.requeued.is_empty() || report.strays > 0 => {
+                tracing::warn!(?report, "start-up recovery took back unfinished uploads")
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "start-up recovery failed; the periodic sweep retries")
+            }
+        }
+        recovery
+            .clone()
+            .spawn(Duration::from_secs(d.recovery_interval.max(1)));
         let authenticator: Arc<dyn Authenticator> = match config.auth.mode {
             AuthMode::Noauth => {
                 tracing::warn!(
@@ -228,7 +261,7 @@ impl AppBuilder {
             // Count images and bytes; cut uploads at the limit.
             .layer(QuotaLayer::new(quota, per_project, Arc::new(core.clone())))
             // Stream data into and out of stores, hashing on the way in.
-            .layer(LocationLayer::new(stores, algo))
+            .layer(LocationLayer::new(stores, algo, Arc::new(core.clone())))
             .check_clone()
             .service(core);
         let mut stack = BoxImageService::new(below_auth);
@@ -268,6 +301,7 @@ impl AppBuilder {
             http: HttpService::new(http.map_err(|e: Infallible| e)),
             config,
             policy,
+            recovery,
         })
     }
 }

@@ -106,6 +106,15 @@ pub struct DefaultSection {
     /// Take the `[quota]` limits from Keystone's unified limits (`/v3/limits`)
     /// instead of this file.
     pub use_keystone_limits: bool,
+    /// This node's name in upload leases; unset means an id made once and kept in
+    /// `data_dir/node-id`. Nodes sharing a database need distinct ones.
+    pub node_id: Option<String>,
+    /// Seconds an upload's lease lasts without renewal; a node renews its leases
+    /// while it lives, so this is how long another node waits before it takes
+    /// back the uploads of a node that died.
+    pub upload_lease_ttl: u64,
+    /// Seconds between sweeps for uploads whose node died and data no upload owns.
+    pub recovery_interval: u64,
 }
 
 impl Default for DefaultSection {
@@ -131,6 +140,9 @@ impl Default for DefaultSection {
             enabled_backends: None,
             user_storage_quota: "0".into(),
             use_keystone_limits: false,
+            node_id: None,
+            upload_lease_ttl: 60,
+            recovery_interval: 15,
         }
     }
 }
@@ -166,11 +178,26 @@ impl Default for AuthSection {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseSection {
     /// A sea-orm URL; unset means SQLite in `data_dir`.
     pub connection: Option<String>,
+    /// Seconds a request waits for a database connection before it gets a 503
+    /// (oslo.db's name). Short, so an outage fails fast instead of piling up.
+    pub pool_timeout: u64,
+    /// Connections per pool (oslo.db's name); unset: 16, or 8 for SQLite.
+    pub max_pool_size: Option<u32>,
+}
+
+impl Default for DatabaseSection {
+    fn default() -> Self {
+        DatabaseSection {
+            connection: None,
+            pool_timeout: 5,
+            max_pool_size: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

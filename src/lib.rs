@@ -10,6 +10,7 @@ pub mod db;
 pub mod http;
 pub mod keystone;
 pub mod notify;
+pub mod recovery;
 pub mod server;
 pub mod service;
 pub mod store;

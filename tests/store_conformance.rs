@@ -10,12 +10,34 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use glance_api::store::{FileStore, MemoryStore, S3Store};
-use glance_layers::store::{Store, StoreError};
+use glance_layers::store::{PutJournal, Store, StoreError, Upload};
 use glance_layers::{DataStream, ImageError};
 use tokio::sync::mpsc;
 
 fn data(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 31 % 253) as u8).collect()
+}
+
+/// A journal that remembers what the store noted.
+#[derive(Default)]
+struct Notes(std::sync::Mutex<Vec<String>>);
+
+#[async_trait::async_trait]
+impl PutJournal for Notes {
+    async fn note(&self, partial: &str) -> Result<(), StoreError> {
+        self.0.lock().unwrap().push(partial.to_string());
+        Ok(())
+    }
+}
+
+impl Notes {
+    fn last(&self) -> Option<String> {
+        self.0.lock().unwrap().last().cloned()
+    }
+}
+
+fn upload(image_id: &'static str) -> Upload<'static> {
+    Upload::untracked(image_id, "00000000000000000000000000000001")
 }
 
 fn stream_of(bytes: &[u8], chunk: usize) -> DataStream {
@@ -44,7 +66,7 @@ async fn conformance(store: Arc<dyn Store>, big: usize) {
     let body = data(big);
     // put, get, size
     let stored = store
-        .put("img-a", stream_of(&body, 64 << 10))
+        .put(&upload("img-a"), stream_of(&body, 64 << 10))
         .await
         .unwrap();
     assert_eq!(stored.size, big as u64);
@@ -61,7 +83,10 @@ async fn conformance(store: Arc<dyn Store>, big: usize) {
         .unwrap();
     assert_eq!(tail, &body[big - 7..]);
     // an empty object
-    let empty = store.put("img-empty", stream_of(&[], 1)).await.unwrap();
+    let empty = store
+        .put(&upload("img-empty"), stream_of(&[], 1))
+        .await
+        .unwrap();
     assert_eq!(empty.size, 0);
     assert!(
         read_all(&*store, &empty.url, None)
@@ -86,7 +111,10 @@ async fn conformance(store: Arc<dyn Store>, big: usize) {
     let mut failing: Vec<Result<Bytes, ImageError>> = vec![Ok(Bytes::from(data(6 << 20)))];
     failing.push(Err(ImageError::ClientGone));
     let err = store
-        .put("img-b", futures_util::stream::iter(failing).boxed())
+        .put(
+            &upload("img-b"),
+            futures_util::stream::iter(failing).boxed(),
+        )
         .await
         .unwrap_err();
     assert!(
@@ -106,7 +134,7 @@ async fn conformance(store: Arc<dyn Store>, big: usize) {
         let store = store.clone();
         tokio::spawn(async move {
             let s = tokio_stream_from(rx);
-            store.put("img-c", s).await
+            store.put(&upload("img-c"), s).await
         })
     };
     tx.send(Ok(Bytes::from(data(6 << 20)))).await.unwrap();
@@ -124,6 +152,35 @@ async fn conformance(store: Arc<dyn Store>, big: usize) {
         store.size(&c_url).await.is_err(),
         "a dropped put left an object"
     );
+    assert!(
+        store.temporary().await.unwrap().is_empty(),
+        "a dropped put left temporary data"
+    );
+
+    // discard: what an unfinished put left under the final name goes with
+    // `with_final`; data already gone is no error
+    let d = store
+        .put(&upload("img-d"), stream_of(&body[..1000], 100))
+        .await
+        .unwrap();
+    store
+        .discard("img-d", "00000000000000000000000000000002", None, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.size(&d.url).await.unwrap(),
+        1000,
+        "kept without with_final"
+    );
+    store
+        .discard("img-d", "00000000000000000000000000000002", None, true)
+        .await
+        .unwrap();
+    assert!(store.size(&d.url).await.is_err(), "removed with with_final");
+    store
+        .discard("img-d", "00000000000000000000000000000002", None, true)
+        .await
+        .unwrap();
     store.delete(&empty.url).await.unwrap();
 }
 
@@ -163,5 +220,59 @@ async fn s3_refuses_a_wrong_secret() {
     let mut opts = s3::options(addr, "glance");
     opts.secret_key = "wrong".into();
     let store = S3Store::new(opts).unwrap();
-    assert!(store.put("x", stream_of(b"hello", 5)).await.is_err());
+    assert!(
+        store
+            .put(&upload("x"), stream_of(b"hello", 5))
+            .await
+            .is_err()
+    );
+}
+
+/// Open multipart uploads in s3s-fs's directory (`.upload-<id>.json`).
+fn open_multipart_uploads(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir.join("glance"))
+        .into_iter()
+        .chain(std::fs::read_dir(dir))
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".upload"))
+        .count()
+}
+
+/// A put that dies with its process (no destructor runs) leaves an open
+/// multipart upload, noted in the journal before the first part; discarding
+/// with that note aborts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_discard_aborts_a_multipart_upload_noted_before_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = s3::start(dir.path(), "glance").await;
+    let store = S3Store::new(s3::options(addr, "glance")).unwrap();
+    let notes = Notes::default();
+    let target = Upload {
+        image_id: "img-crash",
+        upload_id: "00000000000000000000000000000003",
+        journal: &notes,
+    };
+    let (tx, rx) = mpsc::channel::<Result<Bytes, ImageError>>(4);
+    let mut put = Box::pin(store.put(&target, tokio_stream_from(rx)));
+    tx.send(Ok(Bytes::from(data(6 << 20)))).await.unwrap();
+    // Let it create the upload and send a part, then vanish without a trace.
+    let _ = tokio::time::timeout(Duration::from_secs(2), &mut put).await;
+    std::mem::forget(put);
+    let note = notes.last().expect("the multipart upload was noted");
+    assert!(open_multipart_uploads(dir.path()) > 0, "an upload is open");
+    store
+        .discard("img-crash", target.upload_id, Some(&note), true)
+        .await
+        .unwrap();
+    assert_eq!(
+        open_multipart_uploads(dir.path()),
+        0,
+        "the upload was aborted"
+    );
+    // Again: the upload is gone already, which is no error.
+    store
+        .discard("img-crash", target.upload_id, Some(&note), true)
+        .await
+        .unwrap();
 }

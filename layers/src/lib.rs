@@ -49,6 +49,7 @@ pub mod protection;
 pub mod quota;
 pub mod request;
 pub mod store;
+pub mod uploads;
 
 pub use context::{Credentials, Identity, RequestContext};
 pub use data::{ByteRange, DataStream, ImageData};

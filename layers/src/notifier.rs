@@ -85,16 +85,28 @@ struct Emitter {
     publisher_id: Arc<str>,
 }
 
-impl Emitter {
-    fn emit(&self, event_type: &str, priority: Priority, payload: Value) {
-        self.sink.publish(Notification {
+impl Notification {
+    /// A notification sent now, with a fresh message id.
+    pub fn now(publisher_id: &str, event_type: &str, priority: Priority, payload: Value) -> Self {
+        Notification {
             message_id: uuid::Uuid::new_v4().to_string(),
-            publisher_id: self.publisher_id.to_string(),
+            publisher_id: publisher_id.to_string(),
             event_type: event_type.to_string(),
             priority,
             payload,
             timestamp: Utc::now().format("%Y-%m-%d %H:%M:%S%.6f").to_string(),
-        });
+        }
+    }
+}
+
+impl Emitter {
+    fn emit(&self, event_type: &str, priority: Priority, payload: Value) {
+        self.sink.publish(Notification::now(
+            &self.publisher_id,
+            event_type,
+            priority,
+            payload,
+        ));
     }
 }
 

@@ -94,19 +94,6 @@ pub enum Operation {
         id: String,
         member_id: String,
     },
-    /// Upload step 1: `queued → saving`, 409 from any other status.
-    BeginUpload {
-        id: String,
-    },
-    /// Upload step 2: record the stored data and go `saving → active`.
-    FinishUpload {
-        id: String,
-        stored: StoredData,
-    },
-    /// Upload step 2 on failure: `saving → queued`.
-    AbortUpload {
-        id: String,
-    },
     /// `DELETE /v2/stores/{store_id}/{image_id}`: drop one replica of the data.
     DeleteFromStore {
         id: String,
@@ -148,9 +135,6 @@ impl Operation {
             Operation::GetMember { .. } => "get_member",
             Operation::UpdateMember { .. } => "modify_member",
             Operation::DeleteMember { .. } => "delete_member",
-            Operation::BeginUpload { .. } => "begin_upload",
-            Operation::FinishUpload { .. } => "finish_upload",
-            Operation::AbortUpload { .. } => "abort_upload",
             Operation::DeleteFromStore { .. } => "delete_image_location",
             Operation::RemoveLocation { .. } => "remove_location",
             Operation::StoresInfo { detail: false } => "stores_info",
@@ -182,9 +166,6 @@ impl Operation {
             | Operation::GetMember { id, .. }
             | Operation::UpdateMember { id, .. }
             | Operation::DeleteMember { id, .. }
-            | Operation::BeginUpload { id }
-            | Operation::FinishUpload { id, .. }
-            | Operation::AbortUpload { id }
             | Operation::DeleteFromStore { id, .. }
             | Operation::RemoveLocation { id, .. } => Some(id),
         }

@@ -60,8 +60,47 @@ pub struct StoredObject {
     pub size: u64,
 }
 
+/// Where a store notes what an unfinished `put` leaves behind that cannot be found
+/// again from the upload's ids alone (an S3 multipart upload id, say), so that it
+/// can be removed even if this process dies. The note is durable once `note`
+/// returns; the store must call it before creating what it names.
+#[async_trait]
+pub trait PutJournal: Send + Sync {
+    async fn note(&self, partial: &str) -> Result<(), StoreError>;
+}
+
+/// A journal that keeps nothing: for data no one needs to recover.
+pub struct NoJournal;
+
+#[async_trait]
+impl PutJournal for NoJournal {
+    async fn note(&self, _: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// The upload a [`Store::put`] writes: temporary data is named after `upload_id`, so
+/// that recovery can tell whose it is.
+pub struct Upload<'a> {
+    pub image_id: &'a str,
+    pub upload_id: &'a str,
+    pub journal: &'a dyn PutJournal,
+}
+
+impl<'a> Upload<'a> {
+    /// An upload no lease tracks (tests, tools).
+    pub fn untracked(image_id: &'a str, upload_id: &'a str) -> Self {
+        Upload {
+            image_id,
+            upload_id,
+            journal: &NoJournal,
+        }
+    }
+}
+
 /// A storage backend. Implementations must never leave partial data under a final
-/// name: a failed or cancelled `put` removes what it wrote.
+/// name: a failed or cancelled `put` removes what it wrote, or has noted in the
+/// upload's journal what [`Store::discard`] must remove.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Glance's store type name (`file`, `s3`, ...).
@@ -73,7 +112,27 @@ pub trait Store: Send + Sync + 'static {
     fn owns(&self, url: &str) -> bool;
 
     /// Writes the whole stream, or nothing.
-    async fn put(&self, image_id: &str, data: DataStream) -> Result<StoredObject, StoreError>;
+    async fn put(&self, upload: &Upload<'_>, data: DataStream) -> Result<StoredObject, StoreError>;
+
+    /// Removes what an unfinished `put` of `upload_id` may have left: its temporary
+    /// data, what it noted (`partial`), and, with `with_final`, an object it may
+    /// have completed under the image's final name before the process died (the
+    /// caller knows no committed location uses it and no other upload of the image
+    /// runs). Data that is already gone is not an error.
+    async fn discard(
+        &self,
+        image_id: &str,
+        upload_id: &str,
+        partial: Option<&str>,
+        with_final: bool,
+    ) -> Result<(), StoreError>;
+
+    /// `(image_id, upload_id)` of the temporary data in the store, so that data no
+    /// lease accounts for can be found and discarded. Stores whose temporary data
+    /// is always noted in a journal return nothing.
+    async fn temporary(&self) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(Vec::new())
+    }
 
     /// Streams the object, or the `range` of it.
     async fn get(&self, url: &str, range: Option<Range<u64>>) -> Result<DataStream, StoreError>;

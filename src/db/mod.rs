@@ -1,6 +1,7 @@
 //! The database: connection, migrations, and the queries of the core service.
 
 pub mod entity;
+pub mod leases;
 pub mod list;
 mod repo;
 
@@ -12,18 +13,41 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 
 pub use repo::Repo;
 
+/// How the pools wait and how big they grow.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolOptions {
+    /// How long a query waits for a connection before the request gets a 503.
+    pub acquire_timeout: Duration,
+    /// Connections per pool; `None` picks by backend.
+    pub max_connections: Option<u32>,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        PoolOptions {
+            acquire_timeout: Duration::from_secs(5),
+            max_connections: None,
+        }
+    }
+}
+
 /// Opens the database at `url` (`sqlite://…`, `postgres://…`, `mysql://…`) and brings
 /// its schema up to date.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
-    let pool = if url.starts_with("sqlite:") && url.contains(":memory:") {
+    connect_with(url, PoolOptions::default()).await
+}
+
+/// [`connect`] with explicit pool options.
+pub async fn connect_with(url: &str, pool: PoolOptions) -> Result<DatabaseConnection, DbErr> {
+    let size = if url.starts_with("sqlite:") && url.contains(":memory:") {
         // Each connection would get its own empty in-memory database.
         1
     } else if url.starts_with("sqlite:") {
-        8
+        pool.max_connections.unwrap_or(8)
     } else {
-        16
+        pool.max_connections.unwrap_or(16)
     };
-    let db = Database::connect(options(url, pool)).await?;
+    let db = Database::connect(options(url, size, pool.acquire_timeout)).await?;
     Migrator::up(&db, None).await?;
     Ok(db)
 }
@@ -33,19 +57,25 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
 /// of one connection for writes queues them in order instead, without sleeping.
 /// `None` where the database serves concurrent writers itself (or is in memory,
 /// where `connect`'s one connection already does this).
-pub async fn connect_writer(url: &str) -> Result<Option<DatabaseConnection>, DbErr> {
+pub async fn connect_writer(
+    url: &str,
+    pool: PoolOptions,
+) -> Result<Option<DatabaseConnection>, DbErr> {
     if !url.starts_with("sqlite:") || url.contains(":memory:") {
         return Ok(None);
     }
-    Database::connect(options(url, 1)).await.map(Some)
+    Database::connect(options(url, 1, pool.acquire_timeout))
+        .await
+        .map(Some)
 }
 
-fn options(url: &str, pool: u32) -> ConnectOptions {
+fn options(url: &str, size: u32, acquire_timeout: Duration) -> ConnectOptions {
     let mut opts = ConnectOptions::new(url.to_string());
     opts.sqlx_logging(false)
-        .connect_timeout(Duration::from_secs(10))
-        .acquire_timeout(Duration::from_secs(30))
-        .max_connections(pool)
+        // A connect attempt never outlasts the wait for a connection.
+        .connect_timeout(acquire_timeout.min(Duration::from_secs(10)))
+        .acquire_timeout(acquire_timeout)
+        .max_connections(size)
         .min_connections(1);
     if url.starts_with("sqlite:") {
         // WAL lets readers run beside the one writer; NORMAL sync is durable in WAL
@@ -66,16 +96,51 @@ pub async fn migrate(url: &str) -> Result<(), DbErr> {
 }
 
 /// Maps a database failure to what a client should see; the cause goes to the log.
+/// A database that cannot be reached, or that dropped the connection under a
+/// query, is a 503 (the client may retry); anything else is a 500.
 pub(crate) fn db_error(e: DbErr) -> ImageError {
-    match &e {
-        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => {
-            tracing::error!(error = %e, "database unavailable");
-            ImageError::Unavailable("The database is not available.".into())
+    if is_unavailable(&e) {
+        tracing::error!(error = %e, "database unavailable");
+        ImageError::Unavailable("The database is not available.".into())
+    } else {
+        tracing::error!(error = %e, "database error");
+        ImageError::internal(e)
+    }
+}
+
+/// Whether `e` says the database is out of reach rather than that the statement
+/// was wrong: no connection to be had, the connection broke, or the server is
+/// shutting down or starting.
+pub(crate) fn is_unavailable(e: &DbErr) -> bool {
+    use sea_orm::sqlx::Error as Sqlx;
+    let runtime = match e {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => return true,
+        DbErr::Exec(r) | DbErr::Query(r) => r,
+        _ => return false,
+    };
+    let sea_orm::RuntimeErr::SqlxError(sqlx) = runtime else {
+        return false;
+    };
+    match sqlx.as_ref() {
+        Sqlx::Io(_)
+        | Sqlx::Tls(_)
+        | Sqlx::Protocol(_)
+        | Sqlx::PoolTimedOut
+        | Sqlx::PoolClosed
+        | Sqlx::WorkerCrashed => true,
+        Sqlx::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            // PostgreSQL: class 08 (connection exception), 57P01-57P03 (admin
+            // shutdown, crash shutdown, cannot connect now). MySQL/MariaDB: 1053
+            // (server shutdown), 2006 (gone away), 2013 (lost connection), 1927
+            // (connection killed).
+            code.starts_with("08")
+                || matches!(
+                    code.as_ref(),
+                    "57P01" | "57P02" | "57P03" | "1053" | "2006" | "2013" | "1927"
+                )
         }
-        _ => {
-            tracing::error!(error = %e, "database error");
-            ImageError::internal(e)
-        }
+        _ => false,
     }
 }
 

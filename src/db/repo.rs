@@ -90,6 +90,11 @@ impl Repo {
         &self.db
     }
 
+    /// Where writes go (SQLite's single writer, or the pool).
+    pub(super) fn writer(&self) -> &DatabaseConnection {
+        &self.writer
+    }
+
     /// Inserts a new image; `false` when its id was ever used (deleted images keep
     /// their rows, so Glance's "never reuse an id" is the primary key's).
     pub async fn insert(&self, img: &Image) -> Result<bool> {
@@ -294,45 +299,30 @@ impl Repo {
     /// `from → to` if the image is in `from`; returns whether it happened. Going back
     /// to `queued` clears the data attributes, as Glance does.
     pub async fn transition(&self, id: &str, from: ImageStatus, to: ImageStatus) -> Result<bool> {
-        let mut update = image::Entity::update_many()
-            .col_expr(image::Column::Status, Expr::value(to.as_str()))
-            .col_expr(
-                image::Column::UpdatedAt,
-                Expr::value(to_micros(chrono::Utc::now())),
-            );
-        if to == ImageStatus::Queued {
-            update = update
-                .col_expr(image::Column::Size, Expr::value(Option::<i64>::None))
-                .col_expr(image::Column::VirtualSize, Expr::value(Option::<i64>::None))
-                .col_expr(image::Column::Checksum, Expr::value(Option::<String>::None))
-                .col_expr(
-                    image::Column::OsHashAlgo,
-                    Expr::value(Option::<String>::None),
-                )
-                .col_expr(
-                    image::Column::OsHashValue,
-                    Expr::value(Option::<String>::None),
-                );
-        }
-        let res = update
-            .filter(image::Column::Id.eq(id))
-            .filter(image::Column::Status.eq(from.as_str()))
-            .filter(image::Column::Deleted.eq(false))
-            .exec(&self.writer)
-            .await
-            .map_err(db_error)?;
-        Ok(res.rows_affected == 1)
+        transition_on(&self.writer, id, from, to).await
     }
 
-    /// `saving → active` with the stored data's attributes and location, atomically.
+    /// `saving → active` with the stored data's attributes and location, and the
+    /// upload's lease released, atomically; the lease must still be `(lease_id,
+    /// boot_id)`'s, or nothing changes (recovery took the upload back).
     pub async fn finish_upload(
         &self,
         id: &str,
         stored: &StoredData,
         virtual_size: Option<i64>,
+        lease: (&str, &str),
     ) -> Result<bool> {
         let now = to_micros(chrono::Utc::now());
         let txn = self.writer.begin().await.map_err(db_error)?;
+        let released = super::entity::lease::Entity::delete_many()
+            .filter(super::entity::lease::Column::Id.eq(lease.0))
+            .filter(super::entity::lease::Column::BootId.eq(lease.1))
+            .exec(&txn)
+            .await
+            .map_err(db_error)?;
+        if released.rows_affected != 1 {
+            return Ok(false);
+        }
         let res = image::Entity::update_many()
             .col_expr(
                 image::Column::Status,
@@ -546,6 +536,43 @@ impl Repo {
 }
 
 /// The number of rows `select` matches.
+/// `from → to` on `conn` (the writer, or a transaction of it).
+pub(crate) async fn transition_on<C: ConnectionTrait>(
+    conn: &C,
+    id: &str,
+    from: ImageStatus,
+    to: ImageStatus,
+) -> Result<bool> {
+    let mut update = image::Entity::update_many()
+        .col_expr(image::Column::Status, Expr::value(to.as_str()))
+        .col_expr(
+            image::Column::UpdatedAt,
+            Expr::value(to_micros(chrono::Utc::now())),
+        );
+    if to == ImageStatus::Queued {
+        update = update
+            .col_expr(image::Column::Size, Expr::value(Option::<i64>::None))
+            .col_expr(image::Column::VirtualSize, Expr::value(Option::<i64>::None))
+            .col_expr(image::Column::Checksum, Expr::value(Option::<String>::None))
+            .col_expr(
+                image::Column::OsHashAlgo,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                image::Column::OsHashValue,
+                Expr::value(Option::<String>::None),
+            );
+    }
+    let res = update
+        .filter(image::Column::Id.eq(id))
+        .filter(image::Column::Status.eq(from.as_str()))
+        .filter(image::Column::Deleted.eq(false))
+        .exec(conn)
+        .await
+        .map_err(db_error)?;
+    Ok(res.rows_affected == 1)
+}
+
 async fn count<E: EntityTrait>(select: sea_orm::Select<E>, db: &DatabaseConnection) -> Result<u64>
 where
     E::Model: Send + Sync,

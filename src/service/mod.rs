@@ -11,12 +11,15 @@ use glance_layers::policy::{ImageLookup, PolicyTarget};
 use glance_layers::quota::{Usage, UsageSource};
 use glance_layers::{
     BoxFuture, Image, ImageError, ImagePage, ImageRequest, ImageResponse, ImageStatus, Member,
-    MemberStatus, NewImage, Operation, RequestContext, StoredData, Visibility,
+    MemberStatus, NewImage, Operation, RequestContext, Visibility,
 };
 use tower::Service;
 
 use crate::db::Repo;
 use crate::db::list::Scope;
+use crate::recovery::LeaseKeeper;
+
+mod uploads;
 
 /// Glance's per-image count limits (`image_property_quota` etc.); negative is
 /// unlimited.
@@ -42,6 +45,7 @@ impl Default for ImageLimits {
 pub struct ImageCore {
     repo: Repo,
     limits: Arc<ImageLimits>,
+    leases: LeaseKeeper,
 }
 
 type Result<T> = std::result::Result<T, ImageError>;
@@ -56,10 +60,12 @@ fn over_quota(what: &str, attempted: usize, max: i64) -> Result<()> {
 }
 
 impl ImageCore {
-    pub fn new(repo: Repo, limits: ImageLimits) -> Self {
+    /// `leases` is this node's: uploads are taken under its leases.
+    pub fn new(repo: Repo, limits: ImageLimits, leases: LeaseKeeper) -> Self {
         ImageCore {
             repo,
             limits: Arc::new(limits),
+            leases,
         }
     }
 
@@ -174,22 +180,6 @@ impl ImageCore {
                     )));
                 }
                 self.image(&id).await.map(ImageResponse::image)
-            }
-            Operation::BeginUpload { id } => self.begin_upload(&id).await,
-            Operation::FinishUpload { id, stored } => self.finish_upload(&id, &stored).await,
-            Operation::AbortUpload { id } => {
-                if self
-                    .repo
-                    .transition(&id, ImageStatus::Saving, ImageStatus::Queued)
-                    .await?
-                {
-                    return self.image(&id).await.map(ImageResponse::image);
-                }
-                let image = self.image(&id).await?;
-                Err(ImageError::Conflict(format!(
-                    "Image status transition from {} to queued is not allowed",
-                    image.status
-                )))
             }
             op => Err(ImageError::BadRequest(format!(
                 "The operation {} is not supported by this server.",
@@ -339,73 +329,6 @@ impl ImageCore {
             return Err(duplicated(&member.member_id));
         }
         Ok(ImageResponse::Member(member))
-    }
-
-    async fn begin_upload(&self, id: &str) -> Result<ImageResponse> {
-        let image = self.image(id).await?;
-        let missing: Vec<&str> = [
-            ("disk_format", image.disk_format.is_none()),
-            ("container_format", image.container_format.is_none()),
-        ]
-        .into_iter()
-        .filter_map(|(name, unset)| unset.then_some(name))
-        .collect();
-        match missing.as_slice() {
-            [] => {}
-            [one] => {
-                return Err(ImageError::BadRequest(format!(
-                    "Property {one} must be set prior to saving data."
-                )));
-            }
-            many => {
-                return Err(ImageError::BadRequest(format!(
-                    "Properties {} must be set prior to saving data.",
-                    many.join(", ")
-                )));
-            }
-        }
-        let conflict = |status: ImageStatus| {
-            ImageError::Conflict(format!(
-                "Image status transition from {status} to saving is not allowed"
-            ))
-        };
-        if image.status != ImageStatus::Queued {
-            return Err(conflict(image.status));
-        }
-        if !self
-            .repo
-            .transition(id, ImageStatus::Queued, ImageStatus::Saving)
-            .await?
-        {
-            let now = self.image(id).await?;
-            return Err(conflict(now.status));
-        }
-        let mut image = image;
-        image.status = ImageStatus::Saving;
-        Ok(ImageResponse::image(image))
-    }
-
-    async fn finish_upload(&self, id: &str, stored: &StoredData) -> Result<ImageResponse> {
-        let image = self.image(id).await;
-        // Raw data is its own virtual size; other formats need inspection, which is
-        // not built yet, so they get none (as Glance does when inspection fails).
-        let virtual_size = match &image {
-            Ok(i) if i.disk_format.as_deref() == Some("raw") && stored.size > 0 => {
-                Some(stored.size as i64)
-            }
-            _ => None,
-        };
-        if self.repo.finish_upload(id, stored, virtual_size).await? {
-            return self.image(id).await.map(ImageResponse::image);
-        }
-        if image.is_err() || self.repo.is_deleted(id).await? {
-            return Err(ImageError::Gone(format!(
-                "Image {id} could not be found after upload. The image may have been deleted during the upload."
-            )));
-        }
-        Err(ImageError::Conflict(format!(
-            "Image {id} changed status during the upload."
-        )))
     }
 }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use futures_util::{StreamExt, TryStreamExt};
-use glance_layers::store::{Capabilities, Store, StoreError, StoredObject};
+use glance_layers::store::{Capabilities, Store, StoreError, StoredObject, Upload};
 use glance_layers::{DataStream, ImageError};
 use std::io::Write;
 
@@ -55,6 +55,12 @@ impl FileStore {
         Ok(path)
     }
 
+    /// Where an upload writes before the rename: `.{image_id}.{upload_id}.tmp`, so
+    /// that recovery can tell whose upload a temporary file belongs to.
+    fn temp_path(&self, image_id: &str, upload_id: &str) -> PathBuf {
+        self.root.join(format!(".{image_id}.{upload_id}.tmp"))
+    }
+
     fn backend(&self, e: std::io::Error) -> StoreError {
         if e.raw_os_error() == Some(28) {
             return StoreError::Full;
@@ -67,6 +73,12 @@ impl FileStore {
             },
         }
     }
+}
+
+/// Whether `name` can be a file name of ours: not empty, no separators, no dot
+/// first (temporary files start with one).
+fn plain_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains(['/', '\\', '\0']) && !name.starts_with('.')
 }
 
 /// Removes the temporary file unless the upload was committed, including when the
@@ -100,17 +112,19 @@ impl Store for FileStore {
         self.path_of(url).is_ok()
     }
 
-    async fn put(&self, image_id: &str, mut data: DataStream) -> Result<StoredObject, StoreError> {
-        if image_id.is_empty() || image_id.contains(['/', '\\', '\0']) || image_id.starts_with('.')
-        {
+    async fn put(
+        &self,
+        upload: &Upload<'_>,
+        mut data: DataStream,
+    ) -> Result<StoredObject, StoreError> {
+        let image_id = upload.image_id;
+        if !plain_name(image_id) || !plain_name(upload.upload_id) {
             return Err(StoreError::Data(ImageError::BadRequest(
                 "Invalid image id.".into(),
             )));
         }
         let dest = self.root.join(image_id);
-        let tmp_path = self
-            .root
-            .join(format!(".{image_id}.{}.tmp", uuid::Uuid::new_v4().simple()));
+        let tmp_path = self.temp_path(image_id, upload.upload_id);
         let file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -170,6 +184,52 @@ impl Store for FileStore {
             url: self.url_of(&dest),
             size,
         })
+    }
+
+    async fn discard(
+        &self,
+        image_id: &str,
+        upload_id: &str,
+        _partial: Option<&str>,
+        with_final: bool,
+    ) -> Result<(), StoreError> {
+        if !plain_name(image_id) || !plain_name(upload_id) {
+            return Ok(());
+        }
+        let mut doomed = vec![self.temp_path(image_id, upload_id)];
+        if with_final {
+            doomed.push(self.root.join(image_id));
+        }
+        for path in doomed {
+            match tokio::fs::remove_file(&path).await {
+                Ok(()) => {
+                    tracing::info!(path = %path.display(), "removed the data of an unfinished upload")
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(self.backend(e)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn temporary(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let mut found = Vec::new();
+        let mut dir = tokio::fs::read_dir(&self.root)
+            .await
+            .map_err(|e| self.backend(e))?;
+        while let Some(entry) = dir.next_entry().await.map_err(|e| self.backend(e))? {
+            let name = entry.file_name();
+            let Some(ids) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix('.'))
+                .and_then(|n| n.strip_suffix(".tmp"))
+                .and_then(|n| n.rsplit_once('.'))
+            else {
+                continue;
+            };
+            found.push((ids.0.to_string(), ids.1.to_string()));
+        }
+        Ok(found)
     }
 
     async fn get(&self, url: &str, range: Option<Range<u64>>) -> Result<DataStream, StoreError> {

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use glance_layers::DataStream;
-use glance_layers::store::{Capabilities, Store, StoreError, StoredObject};
+use glance_layers::store::{Capabilities, Store, StoreError, StoredObject, Upload};
 
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
@@ -47,7 +47,12 @@ impl Store for MemoryStore {
         url.starts_with("memory://")
     }
 
-    async fn put(&self, image_id: &str, mut data: DataStream) -> Result<StoredObject, StoreError> {
+    async fn put(
+        &self,
+        upload: &Upload<'_>,
+        mut data: DataStream,
+    ) -> Result<StoredObject, StoreError> {
+        let image_id = upload.image_id;
         let mut buf = BytesMut::new();
         while let Some(chunk) = data.next().await {
             buf.extend_from_slice(&chunk.map_err(StoreError::Data)?);
@@ -69,6 +74,21 @@ impl Store for MemoryStore {
             None => data,
         };
         Ok(futures_util::stream::once(async move { Ok(data) }).boxed())
+    }
+
+    /// Nothing is written before the put completes, so only a final object can
+    /// be left.
+    async fn discard(
+        &self,
+        image_id: &str,
+        _: &str,
+        _: Option<&str>,
+        with_final: bool,
+    ) -> Result<(), StoreError> {
+        if with_final {
+            self.lock().remove(&format!("memory://{image_id}"));
+        }
+        Ok(())
     }
 
     async fn delete(&self, url: &str) -> Result<(), StoreError> {

@@ -1,17 +1,22 @@
 //! The `s3` store, through object_store: uploads stream as multipart uploads (parts
 //! in flight bounded), aborted on any failure or when the upload is dropped, so an
-//! object only ever appears whole under its name. Reads may be ranged.
+//! object only ever appears whole under its name. The multipart upload's id goes
+//! to the upload's journal before the first part, so one this process could not
+//! abort (it died, or S3 was down) is aborted by recovery. Reads may be ranged.
 
 use std::ops::Range;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::stream::FuturesUnordered;
 use futures_util::{StreamExt, TryStreamExt};
-use glance_layers::store::{Capabilities, Store, StoreError, StoredObject};
+use glance_layers::store::{Capabilities, Store, StoreError, StoredObject, Upload};
 use glance_layers::{DataStream, ImageError};
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
-use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, WriteMultipart};
+use object_store::{GetOptions, GetRange, MultipartId, ObjectStore, ObjectStoreExt, PutPayload};
 
 /// Settings of one S3 store, named as glance_store names them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +34,7 @@ pub struct S3Options {
 }
 
 pub struct S3Store {
-    store: Arc<dyn ObjectStore>,
+    store: Arc<AmazonS3>,
     endpoint: String,
     bucket: String,
     options: S3Options,
@@ -101,20 +106,67 @@ impl S3Store {
     }
 }
 
-/// Aborts the multipart upload unless it completed, also when dropped mid-way.
-struct Upload(Option<WriteMultipart>);
+/// Aborts the multipart upload unless it completed, also when dropped mid-way. The
+/// upload's id is in the lease journal too, so recovery aborts it if this cannot.
+struct OpenUpload {
+    store: Arc<AmazonS3>,
+    path: Path,
+    id: Option<MultipartId>,
+}
 
-impl Drop for Upload {
+impl OpenUpload {
+    async fn abort(mut self) {
+        if let Some(id) = self.id.take()
+            && let Err(e) = self.store.abort_multipart(&self.path, &id).await
+        {
+            tracing::warn!(error = %e, "could not abort an S3 multipart upload; recovery will");
+        }
+    }
+}
+
+impl Drop for OpenUpload {
     fn drop(&mut self) {
-        if let Some(w) = self.0.take()
+        if let Some(id) = self.id.take()
             && let Ok(rt) = tokio::runtime::Handle::try_current()
         {
+            let (store, path) = (self.store.clone(), self.path.clone());
             rt.spawn(async move {
-                if let Err(e) = w.abort().await {
-                    tracing::warn!(error = %e, "could not abort an S3 multipart upload");
+                if let Err(e) = store.abort_multipart(&path, &id).await {
+                    tracing::warn!(error = %e, "could not abort an S3 multipart upload; recovery will");
                 }
             });
         }
+    }
+}
+
+/// The journal note for a multipart upload: `multipart:<upload id>`.
+const MULTIPART: &str = "multipart:";
+
+/// Cuts a stream of chunks into parts of exactly `size` bytes (the last may be
+/// shorter) without copying: some S3 servers want every part but the last the same size.
+struct Parts {
+    size: usize,
+    pending: Vec<Bytes>,
+    pending_len: usize,
+}
+
+impl Parts {
+    fn push(&mut self, mut chunk: Bytes) -> Vec<PutPayload> {
+        let mut full = Vec::new();
+        while !chunk.is_empty() {
+            let take = (self.size - self.pending_len).min(chunk.len());
+            self.pending.push(chunk.split_to(take));
+            self.pending_len += take;
+            if self.pending_len == self.size {
+                full.push(self.take());
+            }
+        }
+        full
+    }
+
+    fn take(&mut self) -> PutPayload {
+        self.pending_len = 0;
+        std::mem::take(&mut self.pending).into_iter().collect()
     }
 }
 
@@ -135,35 +187,127 @@ impl Store for S3Store {
         self.key_of(url).is_ok()
     }
 
-    async fn put(&self, image_id: &str, mut data: DataStream) -> Result<StoredObject, StoreError> {
+    async fn put(
+        &self,
+        upload: &Upload<'_>,
+        mut data: DataStream,
+    ) -> Result<StoredObject, StoreError> {
+        let image_id = upload.image_id;
         if image_id.is_empty() || image_id.contains(['/', '\0']) {
             return Err(StoreError::Data(ImageError::BadRequest(
                 "Invalid image id.".into(),
             )));
         }
         let path = Path::from(image_id);
-        let multipart = self.store.put_multipart(&path).await.map_err(backend)?;
-        let mut upload = Upload(Some(WriteMultipart::new_with_chunk_size(
-            multipart,
-            self.options.chunk_size,
-        )));
-        let mut size = 0u64;
-        while let Some(chunk) = data.next().await {
-            let chunk = chunk.map_err(StoreError::Data)?;
-            size += chunk.len() as u64;
-            let w = upload.0.as_mut().expect("upload in progress");
-            w.wait_for_capacity(self.options.concurrency)
-                .await
-                .map_err(backend)?;
-            w.put(chunk);
+        let id = self.store.create_multipart(&path).await.map_err(backend)?;
+        let open = OpenUpload {
+            store: self.store.clone(),
+            path: path.clone(),
+            id: Some(id.clone()),
+        };
+        // Before any part: an upload that dies from here on is found by its note.
+        if let Err(e) = upload.journal.note(&format!("{MULTIPART}{id}")).await {
+            open.abort().await;
+            return Err(e);
         }
-        let w = upload.0.take().expect("upload in progress");
-        // `finish` aborts the upload itself when a part or the completion fails.
-        w.finish().await.map_err(backend)?;
+        let mut parts = Parts {
+            size: self.options.chunk_size,
+            pending: Vec::new(),
+            pending_len: 0,
+        };
+        let mut in_flight = FuturesUnordered::new();
+        let mut done: Vec<Option<PartId>> = Vec::new();
+        let mut size = 0u64;
+        let result: Result<(), StoreError> = async {
+            loop {
+                let next = data.next().await.transpose().map_err(StoreError::Data)?;
+                let finished = next.is_none();
+                let payloads = match next {
+                    Some(chunk) => {
+                        size += chunk.len() as u64;
+                        parts.push(chunk)
+                    }
+                    None if parts.pending_len > 0 => vec![parts.take()],
+                    None => Vec::new(),
+                };
+                for payload in payloads {
+                    let idx = done.len();
+                    done.push(None);
+                    let (store, path, id) = (self.store.clone(), path.clone(), id.clone());
+                    in_flight.push(async move {
+                        store
+                            .put_part(&path, &id, idx, payload)
+                            .await
+                            .map(|part| (idx, part))
+                    });
+                    // Bounded: at most `concurrency` parts held in memory and in flight.
+                    while in_flight.len() >= self.options.concurrency {
+                        let (idx, part) = in_flight
+                            .next()
+                            .await
+                            .expect("parts in flight")
+                            .map_err(backend)?;
+                        done[idx] = Some(part);
+                    }
+                }
+                if finished {
+                    break;
+                }
+            }
+            while let Some(finished) = in_flight.next().await {
+                let (idx, part) = finished.map_err(backend)?;
+                done[idx] = Some(part);
+            }
+            Ok(())
+        }
+        .await;
+        drop(in_flight);
+        if let Err(e) = result {
+            open.abort().await;
+            return Err(e);
+        }
+        let parts: Vec<PartId> = done
+            .into_iter()
+            .map(|p| p.expect("every part finished"))
+            .collect();
+        if let Err(e) = self.store.complete_multipart(&path, &id, parts).await {
+            open.abort().await;
+            return Err(backend(e));
+        }
+        let mut open = open;
+        open.id = None;
         Ok(StoredObject {
             url: self.url_of(image_id),
             size,
         })
+    }
+
+    async fn discard(
+        &self,
+        image_id: &str,
+        _upload_id: &str,
+        partial: Option<&str>,
+        with_final: bool,
+    ) -> Result<(), StoreError> {
+        let path = Path::from(image_id);
+        if let Some(id) = partial.and_then(|p| p.strip_prefix(MULTIPART)) {
+            match self.store.abort_multipart(&path, &id.to_string()).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                // Some S3 servers answer AccessDenied for an upload id they no
+                // longer know; either way, asking again would not help.
+                Err(e @ object_store::Error::PermissionDenied { .. }) => {
+                    tracing::warn!(error = %e, "S3 refused to abort a multipart upload; taking it as gone");
+                }
+                Err(e) => return Err(backend(e)),
+            }
+        }
+        if with_final {
+            match self.store.delete(&path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(backend(e)),
+            }
+        }
+        Ok(())
     }
 
     async fn get(&self, url: &str, range: Option<Range<u64>>) -> Result<DataStream, StoreError> {

@@ -128,7 +128,9 @@ pub async fn start_with(
 /// Two API nodes over the same database and stores, as two hosts of one service.
 pub async fn start_pair(configure: impl FnOnce(&mut Config)) -> (TestServer, TestServer) {
     let first = start_with(configure, |b| b).await;
-    let config = first.config.clone();
+    let mut config = first.config.clone();
+    // A node of its own over the same data: its uploads are its own leases.
+    config.default.node_id = Some("second-node".into());
     let second = serve(AppBuilder::new(config)).await;
     (first, second)
 }

@@ -1,7 +1,7 @@
 //! The location layer: moves image data between requests and stores.
 //!
-//! Uploads stream into the default store while [`digest`] hashes them; the core only
-//! ever sees the three steps `BeginUpload → FinishUpload | AbortUpload`. Downloads
+//! Uploads stream into the default store while [`digest`] hashes them, under a
+//! lease taken from the image records ([`UploadRecords`]). Downloads
 //! stream from the first location that answers; deletes remove the data after the
 //! record.
 
@@ -14,7 +14,8 @@ use futures_util::StreamExt;
 use tower::{Layer, Service, ServiceExt};
 
 use crate::image::Location;
-use crate::store::{Store, StoreSet};
+use crate::store::{PutJournal, Store, StoreError, StoreSet, Upload};
+use crate::uploads::{UploadLease, UploadRecords};
 use crate::{
     BoxFuture, ImageData, ImageDownload, ImageError, ImageRequest, ImageResponse, ImageService,
     Operation, RequestContext, StoredData,
@@ -25,11 +26,16 @@ use digest::{DigestingStream, HashAlgo};
 pub struct LocationLayer {
     stores: StoreSet,
     algo: HashAlgo,
+    records: Arc<dyn UploadRecords>,
 }
 
 impl LocationLayer {
-    pub fn new(stores: StoreSet, algo: HashAlgo) -> Self {
-        LocationLayer { stores, algo }
+    pub fn new(stores: StoreSet, algo: HashAlgo, records: Arc<dyn UploadRecords>) -> Self {
+        LocationLayer {
+            stores,
+            algo,
+            records,
+        }
     }
 }
 
@@ -41,6 +47,7 @@ impl<S> Layer<S> for LocationLayer {
             inner,
             stores: self.stores.clone(),
             algo: self.algo,
+            records: self.records.clone(),
         }
     }
 }
@@ -51,6 +58,7 @@ pub struct LocationService<S> {
     inner: S,
     stores: StoreSet,
     algo: HashAlgo,
+    records: Arc<dyn UploadRecords>,
 }
 
 impl<S: ImageService> Service<ImageRequest> for LocationService<S> {
@@ -66,11 +74,12 @@ impl<S: ImageService> Service<ImageRequest> for LocationService<S> {
         let inner = crate::take_ready(&mut self.inner);
         let stores = self.stores.clone();
         let algo = self.algo;
+        let records = self.records.clone();
         Box::pin(async move {
             let ImageRequest { ctx, op } = req;
             match op {
                 Operation::Upload { id, data, store } => {
-                    upload(inner, stores, algo, ctx, id, data, store).await
+                    upload(records, stores, algo, id, data, store).await
                 }
                 Operation::Download { id, range } => {
                     let image = inner
@@ -124,11 +133,10 @@ fn store_of(loc: &Location) -> Option<&str> {
     loc.metadata.get("store").and_then(|v| v.as_str())
 }
 
-async fn upload<S: ImageService>(
-    mut inner: S,
+async fn upload(
+    records: Arc<dyn UploadRecords>,
     stores: StoreSet,
     algo: HashAlgo,
-    ctx: RequestContext,
     id: String,
     data: ImageData,
     store_id: Option<String>,
@@ -145,24 +153,32 @@ async fn upload<S: ImageService>(
             "Adding images to this store is disabled.".into(),
         ));
     }
-    inner
-        .call(ImageRequest::new(
-            ctx.clone(),
-            Operation::BeginUpload { id: id.clone() },
-        ))
-        .await?;
+    let lease = records.begin(&id, &store_id).await?;
     // From here on the image is `saving`: whatever happens, including this future
     // being dropped because the client went away, it must end `active` or `queued`.
-    let mut guard = UploadGuard::new(inner.clone(), ctx.clone(), id.clone());
+    let mut guard = UploadGuard {
+        armed: Some((records.clone(), lease.clone())),
+        state: DataState::NotStored,
+        store: store.clone(),
+    };
     let (stream, digests) = DigestingStream::new(data.stream, algo, data.expected_size);
-    let stored = match store.put(&id, stream.boxed()).await {
+    let journal = LeaseJournal {
+        records: records.as_ref(),
+        lease: &lease,
+    };
+    let target = Upload {
+        image_id: &id,
+        upload_id: &lease.id,
+        journal: &journal,
+    };
+    let stored = match store.put(&target, stream.boxed()).await {
         Ok(stored) => stored,
         Err(e) => {
             guard.abort().await;
             return Err(e.into());
         }
     };
-    guard.holds(store.clone(), stored.url.clone());
+    guard.state = DataState::Stored(stored.url.clone());
     let Some(digests) = digests.wait().await else {
         guard.abort().await;
         return Err(ImageError::internal(
@@ -171,29 +187,20 @@ async fn upload<S: ImageService>(
     };
     let mut metadata = serde_json::Map::new();
     metadata.insert("store".into(), store_id.into());
-    let finish = Operation::FinishUpload {
-        id,
-        stored: StoredData {
-            location: Location {
-                url: stored.url,
-                metadata,
-            },
-            size: digests.size,
-            checksum: digests.md5,
-            os_hash_algo: digests.algo.name().to_string(),
-            os_hash_value: digests.multihash,
+    let stored = StoredData {
+        location: Location {
+            url: stored.url,
+            metadata,
         },
+        size: digests.size,
+        checksum: digests.md5,
+        os_hash_algo: digests.algo.name().to_string(),
+        os_hash_value: digests.multihash,
     };
-    let mut inner = inner;
-    match inner
-        .ready()
-        .await?
-        .call(ImageRequest::new(ctx, finish))
-        .await
-    {
-        Ok(done) => {
-            guard.disarm();
-            Ok(done)
+    match records.finish(&lease, &stored).await {
+        Ok(image) => {
+            guard.armed = None;
+            Ok(ImageResponse::image(image))
         }
         Err(e) => {
             guard.abort().await;
@@ -202,71 +209,93 @@ async fn upload<S: ImageService>(
     }
 }
 
+/// Lets a store note its partial data in the upload's lease.
+struct LeaseJournal<'a> {
+    records: &'a dyn UploadRecords,
+    lease: &'a UploadLease,
+}
+
+#[async_trait::async_trait]
+impl PutJournal for LeaseJournal<'_> {
+    async fn note(&self, partial: &str) -> Result<(), StoreError> {
+        self.records
+            .note_partial(self.lease, partial)
+            .await
+            .map_err(|e| StoreError::Backend {
+                store: "journal".into(),
+                message: e.to_string(),
+            })
+    }
+}
+
+/// Where an upload's data stands when it has to be rolled back.
+enum DataState {
+    /// The store has not finished the put: it removed what it wrote, or noted in
+    /// the lease what it could not remove (the lease then outlives the abort).
+    NotStored,
+    /// Stored whole at this URL, which `finish` may or may not have recorded.
+    Stored(String),
+}
+
 /// Puts a `saving` image back to `queued`, and removes its stored data, unless the
 /// upload completed. Runs on drop too, in a task, for uploads cut by a disconnect.
-struct UploadGuard<S: ImageService> {
-    armed: Option<(S, RequestContext, String)>,
-    stored: Option<(Arc<dyn Store>, String)>,
+struct UploadGuard {
+    armed: Option<(Arc<dyn UploadRecords>, UploadLease)>,
+    state: DataState,
+    store: Arc<dyn Store>,
 }
 
-impl<S: ImageService> UploadGuard<S> {
-    fn new(inner: S, ctx: RequestContext, id: String) -> Self {
-        UploadGuard {
-            armed: Some((inner, ctx, id)),
-            stored: None,
-        }
-    }
-
-    fn holds(&mut self, store: Arc<dyn Store>, url: String) {
-        self.stored = Some((store, url));
-    }
-
-    fn disarm(&mut self) {
-        self.armed = None;
-        self.stored = None;
-    }
-
+impl UploadGuard {
     async fn abort(&mut self) {
-        if let Some((inner, ctx, id)) = self.armed.take() {
-            rollback(inner, ctx, id, self.stored.take()).await;
+        if let Some((records, lease)) = self.armed.take() {
+            let state = std::mem::replace(&mut self.state, DataState::NotStored);
+            rollback(records, lease, state, self.store.clone()).await;
         }
     }
 }
 
-impl<S: ImageService> Drop for UploadGuard<S> {
+impl Drop for UploadGuard {
     fn drop(&mut self) {
-        if let Some((inner, ctx, id)) = self.armed.take() {
-            let stored = self.stored.take();
+        if let Some((records, lease)) = self.armed.take() {
+            let state = std::mem::replace(&mut self.state, DataState::NotStored);
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                rt.spawn(rollback(inner, ctx, id, stored));
+                rt.spawn(rollback(records, lease, state, self.store.clone()));
             }
         }
     }
 }
 
-async fn rollback<S: ImageService>(
-    inner: S,
-    ctx: RequestContext,
-    id: String,
-    stored: Option<(Arc<dyn Store>, String)>,
+/// Removes the upload's data, then puts the image back in `queued`. In that
+/// order: once the image is `queued` another upload may write under the same
+/// final name. Whatever fails here (the database is gone, say) stays in the lease,
+/// and recovery finishes the job.
+async fn rollback(
+    records: Arc<dyn UploadRecords>,
+    lease: UploadLease,
+    state: DataState,
+    store: Arc<dyn Store>,
 ) {
-    let abort = inner
-        .oneshot(ImageRequest::new(
-            ctx,
-            Operation::AbortUpload { id: id.clone() },
-        ))
-        .await;
-    // If the image already went active (the finish won a race with us), its data is
-    // in use and must stay.
-    let data_in_use = matches!(abort, Err(ImageError::Conflict(_)));
-    if let Err(e) = &abort {
-        tracing::debug!(image = %id, error = %e, "upload rollback found the image moved on");
-    }
-    if let Some((store, url)) = stored
-        && !data_in_use
-        && let Err(e) = store.delete(&url).await
-    {
-        tracing::warn!(image = %id, %url, error = %e, "could not remove the data of a failed upload");
+    let data_left = match state {
+        DataState::NotStored => false,
+        DataState::Stored(url) => match records.holds(&lease).await {
+            // `finish` committed after all: the data is the image's now.
+            Ok(false) => return,
+            Ok(true) => match store.delete(&url).await {
+                Ok(()) | Err(StoreError::NotFound(_)) => false,
+                Err(e) => {
+                    tracing::warn!(image = %lease.image_id, %url, error = %e, "could not remove the data of a failed upload");
+                    true
+                }
+            },
+            Err(e) => {
+                tracing::warn!(image = %lease.image_id, error = %e, "upload rollback left to recovery");
+                records.forget(&lease);
+                return;
+            }
+        },
+    };
+    if let Err(e) = records.abort(&lease, data_left).await {
+        tracing::warn!(image = %lease.image_id, error = %e, "upload rollback left to recovery");
     }
 }
 
@@ -398,7 +427,12 @@ mod tests {
         fn owns(&self, url: &str) -> bool {
             url.starts_with("map://")
         }
-        async fn put(&self, id: &str, mut data: DataStream) -> Result<StoredObject, StoreError> {
+        async fn put(
+            &self,
+            upload: &Upload<'_>,
+            mut data: DataStream,
+        ) -> Result<StoredObject, StoreError> {
+            let id = upload.image_id;
             let mut buf = BytesMut::new();
             while let Some(chunk) = data.next().await {
                 let chunk = chunk.map_err(StoreError::Data)?;
@@ -441,6 +475,18 @@ mod tests {
                 .map(|_| ())
                 .ok_or_else(|| StoreError::NotFound(url.into()))
         }
+        async fn discard(
+            &self,
+            image_id: &str,
+            _: &str,
+            _: Option<&str>,
+            with_final: bool,
+        ) -> Result<(), StoreError> {
+            if with_final {
+                self.0.lock().unwrap().remove(&format!("map://{image_id}"));
+            }
+            Ok(())
+        }
         async fn size(&self, url: &str) -> Result<u64, StoreError> {
             Ok(self
                 .0
@@ -471,6 +517,45 @@ mod tests {
         }
     }
 
+    #[async_trait]
+    impl UploadRecords for Core {
+        async fn begin(&self, _: &str, store_id: &str) -> Result<UploadLease, ImageError> {
+            self.steps.lock().unwrap().push("begin");
+            let mut guard = self.image.lock().unwrap();
+            let img = guard.as_mut().ok_or_else(|| ImageError::not_found("img"))?;
+            img.status = ImageStatus::Saving;
+            Ok(UploadLease {
+                id: "lease".into(),
+                image_id: img.id.clone(),
+                store_id: store_id.into(),
+            })
+        }
+        async fn note_partial(&self, _: &UploadLease, _: &str) -> Result<(), ImageError> {
+            Ok(())
+        }
+        async fn finish(&self, _: &UploadLease, stored: &StoredData) -> Result<Image, ImageError> {
+            self.steps.lock().unwrap().push("finish");
+            let mut guard = self.image.lock().unwrap();
+            let img = guard.as_mut().ok_or_else(|| ImageError::not_found("img"))?;
+            img.status = ImageStatus::Active;
+            img.size = Some(stored.size as i64);
+            img.checksum = Some(stored.checksum.clone());
+            img.locations.push(stored.location.clone());
+            Ok(img.clone())
+        }
+        async fn holds(&self, _: &UploadLease) -> Result<bool, ImageError> {
+            Ok(true)
+        }
+        fn forget(&self, _: &UploadLease) {}
+        async fn abort(&self, _: &UploadLease, _: bool) -> Result<(), ImageError> {
+            self.steps.lock().unwrap().push("abort");
+            if let Some(img) = self.image.lock().unwrap().as_mut() {
+                img.status = ImageStatus::Queued;
+            }
+            Ok(())
+        }
+    }
+
     impl tower::Service<ImageRequest> for Core {
         type Response = ImageResponse;
         type Error = ImageError;
@@ -481,23 +566,11 @@ mod tests {
         fn call(&mut self, req: ImageRequest) -> Self::Future {
             let core = self.clone();
             Box::pin(async move {
-                core.steps.lock().unwrap().push(req.op.name());
                 let mut guard = core.image.lock().unwrap();
                 let img = guard.as_mut().ok_or_else(|| ImageError::not_found("img"))?;
-                match req.op {
-                    Operation::BeginUpload { .. } => img.status = ImageStatus::Saving,
-                    Operation::AbortUpload { .. } => img.status = ImageStatus::Queued,
-                    Operation::FinishUpload { stored, .. } => {
-                        img.status = ImageStatus::Active;
-                        img.size = Some(stored.size as i64);
-                        img.checksum = Some(stored.checksum);
-                        img.locations.push(stored.location);
-                    }
-                    Operation::Delete { .. } => {
-                        let gone = guard.take().unwrap();
-                        return Ok(ImageResponse::image(gone));
-                    }
-                    _ => {}
+                if let Operation::Delete { .. } = req.op {
+                    let gone = guard.take().unwrap();
+                    return Ok(ImageResponse::image(gone));
                 }
                 Ok(ImageResponse::image(img.clone()))
             })
@@ -505,7 +578,8 @@ mod tests {
     }
 
     fn service(core: Core, store: Arc<MapStore>) -> impl ImageService {
-        LocationLayer::new(StoreSet::single("map", store), HashAlgo::Sha512).layer(core)
+        let records = Arc::new(core.clone());
+        LocationLayer::new(StoreSet::single("map", store), HashAlgo::Sha512, records).layer(core)
     }
 
     fn upload(bytes: &'static [u8]) -> ImageRequest {
@@ -541,10 +615,7 @@ mod tests {
             Some("5eb63bbbe01eeed093cb22bb8f5acdc3")
         );
         assert_eq!(img.locations[0].metadata["store"], "map");
-        assert_eq!(
-            *core.steps.lock().unwrap(),
-            ["begin_upload", "finish_upload"]
-        );
+        assert_eq!(*core.steps.lock().unwrap(), ["begin", "finish"]);
         assert_eq!(store.0.lock().unwrap().len(), 1);
     }
 
@@ -556,10 +627,7 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, ImageError::Unavailable(_)));
-        assert_eq!(
-            *core.steps.lock().unwrap(),
-            ["begin_upload", "abort_upload"]
-        );
+        assert_eq!(*core.steps.lock().unwrap(), ["begin", "abort"]);
         assert_eq!(
             core.image.lock().unwrap().as_ref().unwrap().status,
             ImageStatus::Queued

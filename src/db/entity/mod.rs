@@ -1,6 +1,7 @@
 //! sea-orm entities, one file per table (see `migrations/`).
 
 pub mod image;
+pub mod lease;
 pub mod location;
 pub mod member;
 pub mod property;

@@ -1,0 +1,246 @@
+//! Crash recovery: nothing stays `saving`, no data stays orphaned.
+//!
+//! Every upload runs under a lease (see `migrations`' `leases` table and
+//! [`LeaseKeeper`]). At start-up, and then every `recovery_interval`, a sweep
+//! takes back the leases whose holder is gone: this node's from an earlier life,
+//! any node's that expired (their node stopped renewing them), and abandoned ones
+//! (their upload gave up but could not remove its data). For each it removes the
+//! data in the store, then puts the image back in `queued`, as a failed upload
+//! does, and says so with the `image.upload` error notification Glance sends for
+//! one. A lease another node renews is never touched. Then it removes temporary
+//! data in the stores that no lease accounts for.
+//!
+//! The same loop renews this node's live leases every third of `upload_lease_ttl`.
+
+pub mod leases;
+pub mod node;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use glance_layers::notifier::{EventSink, Notification, Priority};
+use glance_layers::store::StoreSet;
+
+use crate::db::Repo;
+use crate::db::leases::Lease;
+use crate::db::to_micros;
+
+pub use leases::LeaseKeeper;
+pub use node::NodeIdentity;
+
+/// What one sweep did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Images put back to `queued`.
+    pub requeued: Vec<String>,
+    /// Leases whose data was removed and that are gone now.
+    pub settled: usize,
+    /// Leases whose cleanup failed; retried by a later sweep.
+    pub deferred: usize,
+    /// Temporary data no lease accounted for, removed.
+    pub strays: usize,
+}
+
+/// Runs the sweeps and renewals. Cheap to clone.
+#[derive(Clone)]
+pub struct Recovery {
+    repo: Repo,
+    stores: StoreSet,
+    keeper: LeaseKeeper,
+    sink: Arc<dyn EventSink>,
+    publisher_id: Arc<str>,
+}
+
+impl Recovery {
+    pub fn new(
+        repo: Repo,
+        stores: StoreSet,
+        keeper: LeaseKeeper,
+        sink: Arc<dyn EventSink>,
+        publisher_id: &str,
+    ) -> Self {
+        Recovery {
+            repo,
+            stores,
+            keeper,
+            sink,
+            publisher_id: publisher_id.into(),
+        }
+    }
+
+    /// One pass over the leases with no live holder, then over stray data.
+    pub async fn sweep(&self) -> Result<SweepReport, String> {
+        let mut report = SweepReport::default();
+        let now = to_micros(chrono::Utc::now());
+        let candidates = self
+            .repo
+            .candidate_leases(self.keeper.node_id(), now)
+            .await
+            .map_err(|e| e.to_string())?;
+        for seen in candidates {
+            // Read after the lease rows: a lease of ours in the database is in
+            // the live set until its upload is done with the database.
+            let ours_now =
+                seen.node_id == self.keeper.node_id() && seen.boot_id == self.keeper.boot_id();
+            if ours_now && self.keeper.is_live(&seen.id) {
+                continue;
+            }
+            self.reclaim(seen, &mut report).await;
+        }
+        report.strays = self.sweep_strays().await?;
+        Ok(report)
+    }
+
+    async fn reclaim(&self, seen: Lease, report: &mut SweepReport) {
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        match self
+            .repo
+            .claim_lease(
+                &seen,
+                self.keeper.node_id(),
+                &token,
+                self.keeper.expiry_from_now(),
+            )
+            .await
+        {
+            Ok(true) => {}
+            // Renewed, finished or claimed by another node since we read it.
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(lease = %seen.id, error = %e, "could not claim a lease");
+                report.deferred += 1;
+                return;
+            }
+        }
+        if let Err(e) = self.discard(&seen).await {
+            // The claim runs out after upload_lease_ttl; a later sweep retries.
+            tracing::warn!(image = %seen.image_id, lease = %seen.id, error = %e, "could not remove the data of an unfinished upload yet");
+            report.deferred += 1;
+            return;
+        }
+        match self.repo.settle_claimed(&seen, &token).await {
+            Ok(requeued) => {
+                report.settled += 1;
+                if requeued {
+                    tracing::warn!(image = %seen.image_id, node = %seen.node_id, "an upload was cut off by its node's end; the image is queued again");
+                    self.sink.publish(Notification::now(
+                        &self.publisher_id,
+                        "image.upload",
+                        Priority::Error,
+                        serde_json::json!(format!(
+                            "Image {} upload was interrupted: the node receiving its data stopped. The image is queued again.",
+                            seen.image_id
+                        )),
+                    ));
+                    report.requeued.push(seen.image_id.clone());
+                }
+            }
+            Err(e) => {
+                tracing::warn!(lease = %seen.id, error = %e, "could not settle a reclaimed lease");
+                report.deferred += 1;
+            }
+        }
+    }
+
+    /// Removes what the lease's upload left. An abandoned lease's image went back
+    /// to `queued` already and may be uploading again under the same final name,
+    /// so only its own partial data goes; otherwise the image is still `saving`
+    /// under this lease and an object under its final name is one the upload
+    /// completed but never recorded.
+    async fn discard(&self, lease: &Lease) -> Result<(), String> {
+        let Some(store) = self.stores.get(&lease.store_id) else {
+            // A store no longer enabled: nothing we can reach to remove.
+            tracing::warn!(store = %lease.store_id, image = %lease.image_id, "the store of an unfinished upload is not enabled; its data cannot be removed");
+            return Ok(());
+        };
+        store
+            .discard(
+                &lease.image_id,
+                &lease.id,
+                lease.partial.as_deref(),
+                !lease.abandoned,
+            )
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Temporary data with no lease: left by a process that died before leases
+    /// existed, or whose lease is settled but whose file removal failed.
+    async fn sweep_strays(&self) -> Result<usize, String> {
+        let mut removed = 0;
+        for (_, store) in self.stores.iter() {
+            let found = match store.temporary().await {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not list a store's temporary data");
+                    continue;
+                }
+            };
+            if found.is_empty() {
+                continue;
+            }
+            let ids: Vec<String> = found.iter().map(|(_, upload)| upload.clone()).collect();
+            // Listed before this lookup: a temporary file is made after its lease,
+            // so one whose lease is missing now has no upload behind it.
+            let leased = self
+                .repo
+                .existing_leases(&ids)
+                .await
+                .map_err(|e| e.to_string())?;
+            for (image, upload) in found {
+                if leased.contains(&upload) {
+                    continue;
+                }
+                match store.discard(&image, &upload, None, false).await {
+                    Ok(()) => removed += 1,
+                    Err(e) => {
+                        tracing::warn!(image = %image, error = %e, "could not remove stray temporary data")
+                    }
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Renews this node's live leases.
+    pub async fn renew(&self) -> Result<u64, String> {
+        let live = self.keeper.live();
+        if live.is_empty() {
+            return Ok(0);
+        }
+        self.repo
+            .renew_leases(&live, self.keeper.boot_id(), self.keeper.expiry_from_now())
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Renews every third of the lease time and sweeps every `interval`, until the
+    /// runtime ends, each in a task of its own (a slow sweep must not let our own
+    /// leases lapse). A failure (the database is down, say) is logged and retried.
+    pub fn spawn(self, interval: Duration) {
+        let renew_every = (self.keeper.ttl() / 3).max(Duration::from_millis(200));
+        let renewer = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(renew_every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = renewer.renew().await {
+                    tracing::warn!(error = %e, "could not renew upload leases");
+                }
+            }
+        });
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval.max(Duration::from_millis(200)));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match self.sweep().await {
+                    Ok(r) if r != SweepReport::default() => tracing::info!(?r, "recovery sweep"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "recovery sweep failed; retrying later"),
+                }
+            }
+        });
+    }
+}
