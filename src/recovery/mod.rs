@@ -122,13 +122,13 @@ impl Recovery {
             Ok(requeued) => {
                 report.settled += 1;
                 if requeued {
-                    tracing::warn!(image = %seen.image_id, node = %seen.node_id, "an upload was cut off by its node's end; the image is queued again");
+                    tracing::warn!(image = %seen.image_id, node = %seen.node_id, "took back an upload that did not finish; the image is queued again");
                     self.sink.publish(Notification::now(
                         &self.publisher_id,
                         "image.upload",
                         Priority::Error,
                         serde_json::json!(format!(
-                            "Image {} upload was interrupted: the node receiving its data stopped. The image is queued again.",
+                            "Image {} upload did not finish (its server stopped or lost its database); the image is queued again.",
                             seen.image_id
                         )),
                     ));
@@ -244,3 +244,6 @@ impl Recovery {
         });
     }
 }
+
+#[cfg(test)]
+mod tests;
