@@ -1,6 +1,8 @@
 //! Starts the real server on an ephemeral port over a temporary data directory.
 #![allow(dead_code)]
 
+pub mod postgres;
+pub mod process;
 pub mod s3;
 
 use std::time::Duration;
