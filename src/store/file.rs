@@ -62,10 +62,9 @@ impl FileStore {
     }
 
     fn backend(&self, e: std::io::Error) -> StoreError {
-        if e.raw_os_error() == Some(28) {
-            return StoreError::Full;
-        }
         match e.kind() {
+            // ENOSPC, and EDQUOT (a user's disk quota) likewise.
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => StoreError::Full,
             std::io::ErrorKind::NotFound => StoreError::NotFound(e.to_string()),
             _ => StoreError::Backend {
                 store: "file".into(),
