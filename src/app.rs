@@ -284,6 +284,8 @@ impl AppBuilder {
                     max: d.api_limit_max,
                 },
                 max_json_body: d.max_json_body,
+                body_idle_timeout: (d.client_socket_timeout > 0)
+                    .then(|| std::time::Duration::from_secs(d.client_socket_timeout)),
                 store_ids,
                 www_authenticate,
             },

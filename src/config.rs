@@ -84,10 +84,27 @@ pub struct DefaultSection {
     pub image_tag_quota: i64,
     pub image_member_quota: i64,
     pub default_publisher_id: String,
-    /// Largest JSON request body, in bytes.
+    /// Largest JSON request body, in bytes. Glance sets none; the default admits
+    /// a 10 MiB property value and stays under MySQL/MariaDB's default
+    /// `max_allowed_packet` (16 MiB), which one create's properties must fit.
     pub max_json_body: usize,
-    /// Seconds a client may take to send its request headers.
+    /// Seconds a client may take to send its request headers. The first request
+    /// on a connection must arrive within it too, and hyper applies it again each
+    /// time an HTTP/1.1 connection goes idle, so it also bounds an idle HTTP/1.1
+    /// keep-alive connection.
     pub header_read_timeout: u64,
+    /// Glance's name: seconds a connection may wait on its client. A request body
+    /// that brings no byte for this long ends the request (400, upload rolled
+    /// back), and a connection with no request in flight for this long is closed.
+    /// 0 waits forever.
+    pub client_socket_timeout: u64,
+    /// Glance's name and default: the longest request header line (`name: value`)
+    /// in bytes; a longer one is a 431. 0 means no limit but `max_header_size`.
+    pub max_header_line: usize,
+    /// The largest request header section (request line and every header line)
+    /// in bytes; a larger one is a 431. eventlet, Glance's server, fixed it at
+    /// 64 KiB. 0 leaves only hyper's own buffer limit (about 400 KiB).
+    pub max_header_size: usize,
     /// Glance's property protections rules file; unset turns them off.
     pub property_protection_file: Option<PathBuf>,
     /// Only `roles` is supported.
@@ -131,8 +148,11 @@ impl Default for DefaultSection {
             image_tag_quota: 128,
             image_member_quota: 128,
             default_publisher_id: "image.localhost".into(),
-            max_json_body: 1 << 20,
+            max_json_body: 15 << 20,
             header_read_timeout: 30,
+            client_socket_timeout: 900,
+            max_header_line: 16384,
+            max_header_size: 64 << 10,
             property_protection_file: None,
             property_protection_rule_format: "roles".into(),
             transport_url: None,

@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use glance_api::app::AppBuilder;
@@ -83,10 +82,7 @@ async fn main() -> ExitCode {
         }
         Command::Serve => {
             let bind = config.default.bind.clone();
-            let options = ServerOptions {
-                header_read_timeout: Duration::from_secs(config.default.header_read_timeout),
-                ..ServerOptions::default()
-            };
+            let options = ServerOptions::from_config(&config.default);
             let app = match AppBuilder::new(config).build().await {
                 Ok(app) => app,
                 Err(e) => {

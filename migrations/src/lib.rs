@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261124_000001_create_images;
 mod m20261124_000002_list_indexes;
+mod m20261130_000003_long_property_values;
 mod m20261130_000004_leases;
 
 pub struct Migrator;
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261124_000001_create_images::Migration),
             Box::new(m20261124_000002_list_indexes::Migration),
+            Box::new(m20261130_000003_long_property_values::Migration),
             Box::new(m20261130_000004_leases::Migration),
         ]
     }

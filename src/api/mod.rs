@@ -50,6 +50,9 @@ pub struct ApiConfig {
     pub page_limits: PageLimits,
     /// Largest JSON request body accepted.
     pub max_json_body: usize,
+    /// A request body that brings no byte for this long ends the request
+    /// (`client_socket_timeout`); `None` waits forever.
+    pub body_idle_timeout: Option<std::time::Duration>,
     /// Enabled store ids, for `OpenStack-image-store-ids`.
     pub store_ids: Vec<String>,
     /// Keystone's URI for `WWW-Authenticate`, when Keystone authenticates callers.
@@ -64,7 +67,8 @@ impl Default for ApiConfig {
                 default: 25,
                 max: 1000,
             },
-            max_json_body: 1 << 20,
+            max_json_body: 15 << 20,
+            body_idle_timeout: None,
             store_ids: Vec::new(),
             www_authenticate: None,
         }
@@ -108,6 +112,34 @@ where
 
 fn not_found() -> ImageError {
     ImageError::NotFound("The resource could not be found.".into())
+}
+
+/// Routes whose body Glance never reads (it sets no `body_reject` on them): a
+/// body there is ignored rather than refused. Every other route that takes no
+/// body refuses one, as Glance does.
+fn ignores_body(route: &Route, method: &Method) -> bool {
+    matches!(
+        (route, method),
+        (
+            Route::Images | Route::InfoUsage | Route::OpenApi,
+            &Method::GET
+        )
+    )
+}
+
+/// What reading a request body failed with, as the client should learn it.
+fn body_error(e: BoxError) -> ImageError {
+    if e.is::<http_body_util::LengthLimitError>() {
+        ImageError::TooLarge("The request body is too large.".into())
+    } else if let Some(idle) = e.downcast_ref::<body::BodyIdle>() {
+        ImageError::BadRequest(format!(
+            "No request body data was received for {} seconds.",
+            idle.0.as_secs()
+        ))
+    } else {
+        tracing::debug!(error = %e, "request body failed");
+        ImageError::ClientGone
+    }
 }
 
 fn has_body(headers: &HeaderMap) -> bool {
@@ -193,6 +225,7 @@ impl Api {
         B::Error: Into<BoxError>,
     {
         let (parts, body) = req.into_parts();
+        let body = body::IdleTimeout::new(body, self.config.body_idle_timeout);
         if parts.method == Method::OPTIONS {
             let mut resp = Response::new(body::empty());
             resp.headers_mut()
@@ -232,7 +265,10 @@ impl Api {
             Err(not_found())
         } else if !route.methods().contains(&parts.method) {
             return self.method_not_allowed(&route, &parts);
-        } else if !route.takes_body(&parts.method) && has_body(&parts.headers) {
+        } else if !route.takes_body(&parts.method)
+            && !ignores_body(&route, &parts.method)
+            && has_body(&parts.headers)
+        {
             Err(ImageError::BadRequest(
                 "A body is not expected with this request.".into(),
             ))
@@ -305,13 +341,7 @@ impl Api {
         let collected = Limited::new(body, self.config.max_json_body)
             .collect()
             .await
-            .map_err(|e| {
-                if e.is::<http_body_util::LengthLimitError>() {
-                    ImageError::TooLarge("The request body is too large.".into())
-                } else {
-                    ImageError::ClientGone
-                }
-            })?;
+            .map_err(body_error)?;
         parse::json_body(&collected.to_bytes())
     }
 
@@ -410,10 +440,7 @@ impl Api {
                     Some(n) => Some(n),
                     None => header_u64("content-length")?,
                 };
-                let stream = body.into_data_stream().map_err(|e| {
-                    tracing::debug!(error = %e.into(), "upload body failed");
-                    ImageError::ClientGone
-                });
+                let stream = body.into_data_stream().map_err(|e| body_error(e.into()));
                 let data = ImageData::new(stream, expected);
                 let store = parts
                     .headers
