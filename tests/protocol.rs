@@ -30,7 +30,10 @@ struct Node {
 
 async fn node(configure: impl FnOnce(&mut Config)) -> Node {
     let base = common::start_with(configure, |b| b).await;
-    let app = AppBuilder::new(base.config.clone()).build().await.unwrap();
+    let mut config = base.config.clone();
+    // A second node over the same data: it takes its own upload leases.
+    config.default.node_id = Some("protocol-node".into());
+    let app = AppBuilder::new(config).build().await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel();
