@@ -9,7 +9,7 @@
 # A few images (queued, active, deactivated, shared) are made first, and the
 # generated image and member ids are drawn from them part of the time, so that
 # requests reach more than the 404 of an unknown id.
-# Knobs: SCHEMATHESIS_VENV, SCHEMATHESIS_MAX_EXAMPLES (default 20),
+# Knobs: SCHEMATHESIS_VENV, SCHEMATHESIS_MAX_EXAMPLES (default 50),
 #        SCHEMATHESIS_TIMEOUT (default 300), SCHEMATHESIS_SEED (default 1),
 #        SCHEMATHESIS_PYTHON.
 set -euo pipefail
@@ -18,7 +18,7 @@ URL=${1:?usage: $0 URL}
 URL=${URL%/}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 VENV=${SCHEMATHESIS_VENV:-$HOME/.cache/glance-api/venv-schemathesis}
-MAX_EXAMPLES=${SCHEMATHESIS_MAX_EXAMPLES:-20}
+MAX_EXAMPLES=${SCHEMATHESIS_MAX_EXAMPLES:-50}
 TIMEOUT=${SCHEMATHESIS_TIMEOUT:-300}
 SEED=${SCHEMATHESIS_SEED:-1}
 PYTHON=${SCHEMATHESIS_PYTHON:-python3}
