@@ -12,7 +12,14 @@
 #
 # Only the `export` lines go to stdout; progress goes to stderr.
 # Knobs: KEYSTONE_VENV, KEYSTONE_DIR, KEYSTONE_PORT, KEYSTONE_ADMIN_PASSWORD,
-#        KEYSTONE_WORKERS, KEYSTONE_PYTHON, GLANCE_ENDPOINT_URL.
+#        KEYSTONE_WORKERS, KEYSTONE_PYTHON, GLANCE_ENDPOINT_URL,
+#        KEYSTONE_DB_URL (SQLAlchemy URL of Keystone's database, created if
+#        missing; default the machine's MariaDB, `sqlite` for a local file).
+#
+# Keystone's database is MariaDB, as deployments run it: several gunicorn workers
+# over one SQLite file fail now and then with "database is locked". Without a
+# reachable MariaDB (and CI unset) it falls back to SQLite with a single sync
+# worker, which cannot race with itself, and says so in one line.
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -21,6 +28,7 @@ STATE=${KEYSTONE_DIR:-$HOME/.cache/glance-api/keystone}
 PORT=${KEYSTONE_PORT:-5000}
 ADMIN_PASSWORD=${KEYSTONE_ADMIN_PASSWORD:-admin-secret}
 WORKERS=${KEYSTONE_WORKERS:-2}
+DB_URL=${KEYSTONE_DB_URL:-mysql+pymysql://root@127.0.0.1:3306/keystone_glance_test}
 PYTHON=${KEYSTONE_PYTHON:-python3}
 GLANCE_URL=${GLANCE_ENDPOINT_URL:-http://127.0.0.1:9292}
 CONSTRAINTS=$SCRIPT_DIR/keystone-constraints.txt
@@ -50,7 +58,7 @@ ensure_venv() {
     want=$(sha256sum "$CONSTRAINTS" | cut -d' ' -f1)
     # Metadata lookup, not `import keystone` (that alone takes ~1.5 s).
     if [[ -x $VENV/bin/gunicorn && -f $stamp && $(cat "$stamp") == "$want" ]] &&
-        "$VENV/bin/python" -c 'import importlib.metadata as m; m.version("keystone"); m.version("gunicorn")' 2>/dev/null; then
+        "$VENV/bin/python" -c 'import importlib.metadata as m; m.version("keystone"); m.version("gunicorn"); m.version("PyMySQL")' 2>/dev/null; then
         return
     fi
     if [[ ! -x $VENV/bin/python ]] || ! "$VENV/bin/python" -c '' 2>/dev/null; then
@@ -60,10 +68,58 @@ ensure_venv() {
         log "creating venv $VENV ($("$PYTHON" --version 2>&1))"
         "$PYTHON" -m venv "$VENV"
     fi
-    log "pip install keystone gunicorn (pinned by $(basename "$CONSTRAINTS"))"
+    log "pip install keystone gunicorn PyMySQL (pinned by $(basename "$CONSTRAINTS"))"
     "$VENV/bin/pip" install -q --disable-pip-version-check \
-        -c "$CONSTRAINTS" keystone gunicorn >&2
+        -c "$CONSTRAINTS" keystone gunicorn PyMySQL >&2
     echo "$want" >"$stamp"
+}
+
+sqlite_fallback() { # $1 = why; the one line a developer sees about it
+    CONNECTION=sqlite:///$STATE/keystone.db
+    WORKERS=1
+    printf 'keystone.sh: NOTE: %s: Keystone runs on SQLite with one worker\n' "$1" >&2
+}
+
+choose_db() { # sets CONNECTION (and WORKERS for SQLite)
+    if [[ $DB_URL == sqlite ]]; then
+        sqlite_fallback "KEYSTONE_DB_URL=sqlite"
+        return
+    fi
+    local out
+    # Creates the database if missing; prints whether it had to.
+    if out=$(KS_DB_URL=$DB_URL "$VENV/bin/python" - 2>&1 <<'PY'
+import os, sys
+import pymysql
+from sqlalchemy.engine import make_url
+
+u = make_url(os.environ["KS_DB_URL"])
+if not u.drivername.startswith("mysql") or not u.database:
+    sys.exit(f"KEYSTONE_DB_URL must be mysql+pymysql://user[:password]@host[:port]/name")
+host, port = u.host or "127.0.0.1", u.port or 3306
+try:
+    conn = pymysql.connect(host=host, port=port, user=u.username or "root",
+                           password=u.password or "", connect_timeout=3)
+except pymysql.Error as e:
+    sys.exit(f"MariaDB at {host}:{port} is unreachable ({e.args[-1] if e.args else e})")
+with conn.cursor() as cur:
+    cur.execute("SELECT 1 FROM information_schema.schemata WHERE schema_name = %s",
+                (u.database,))
+    existed = cur.fetchone() is not None
+    cur.execute(f"CREATE DATABASE IF NOT EXISTS `{u.database}` CHARACTER SET utf8mb4")
+print("exists" if existed else "created")
+PY
+    ); then
+        CONNECTION=$DB_URL
+        if [[ ${out##*$'\n'} == created ]]; then
+            # A new database: whatever the stamps say, it needs db_sync and fixtures.
+            log "created Keystone's database ${DB_URL##*/}"
+            rm -f "$STATE/.bootstrapped" "$STATE/.fixtures"
+        fi
+    elif [[ -n ${CI:-} ]]; then
+        die "${out##*$'\n'}; CI runs Keystone on MariaDB only"
+    else
+        sqlite_fallback "${out##*$'\n'}"
+    fi
 }
 
 write_conf() {
@@ -88,8 +144,8 @@ log_file = $STATE/keystone.log
 debug = false
 
 [database]
-connection = sqlite:///$STATE/keystone.db
-# Test data only: trade durability for speed.
+connection = $CONNECTION
+# Test data only: trade durability for speed (SQLite only).
 sqlite_synchronous = false
 
 [token]
@@ -119,8 +175,11 @@ manage() { # keystone-manage, quiet unless it fails (eventlet warns loudly)
 
 init_db() {
     local stamp=$STATE/.bootstrapped want
-    want=$(printf '%s|%s' "$PORT" "$ADMIN_PASSWORD" | sha256sum | cut -d' ' -f1)
-    [[ -f $stamp && $(cat "$stamp") == "$want" && -f $STATE/keystone.db ]] && return
+    want=$(printf '%s|%s|%s' "$PORT" "$ADMIN_PASSWORD" "$CONNECTION" | sha256sum | cut -d' ' -f1)
+    if [[ -f $stamp && $(cat "$stamp") == "$want" ]] &&
+        [[ $CONNECTION != sqlite* || -f $STATE/keystone.db ]]; then
+        return
+    fi
     log "db_sync, fernet/credential keys, bootstrap"
     rm -f "$STATE/.fixtures" # a new or re-bootstrapped db needs fixtures again
     manage db_sync
@@ -138,6 +197,9 @@ init_db() {
 serve() { # foreground, exec'd so the caller's child pid IS the gunicorn master
     local port=${1:?usage: $0 serve PORT}
     [[ -f $CONF && -x $VENV/bin/gunicorn ]] || die "not initialised; run '$0 start' first"
+    # SQLite (the fallback) takes a single worker: two processes over one file
+    # are what fails with "database is locked".
+    grep -q '^connection = sqlite' "$CONF" && WORKERS=1
     cd "$STATE"
     OS_KEYSTONE_CONFIG_FILES=$CONF exec "$VENV/bin/gunicorn" \
         --pythonpath "$STATE" --bind "127.0.0.1:$port" \
@@ -278,6 +340,8 @@ start() {
     fi
     command -v curl >/dev/null || die "curl is required"
     ensure_venv
+    mkdir -p "$STATE"
+    choose_db
     write_conf
     if ! healthy "$PORT"; then
         port_open "$PORT" && die "port $PORT is taken by something that is not Keystone"

@@ -6,13 +6,17 @@
 //! nor a sort of every row.
 //!
 //! SQLite always, on a file seeded with a few thousand images and no statistics
-//! (the server never runs ANALYZE, so its plans are those). With
-//! `GLANCE_TEST_DATABASE_URL` naming PostgreSQL or MySQL/MariaDB, that too, seeded
-//! with 20,000 images and ANALYZEd so the planner sees realistic numbers.
+//! (the server never runs ANALYZE, so its plans are those). PostgreSQL and
+//! MariaDB too, at their standard local addresses unless `GLANCE_TEST_POSTGRES_URL`
+//! or `GLANCE_TEST_MYSQL_URL` say otherwise (see `tests/common/services.rs`),
+//! seeded with 20,000 images and ANALYZEd so the planner sees realistic numbers.
 //!
 //! To see a check fail, drop an index first:
 //! `GLANCE_TEST_DROP_INDEX=ix_images_owner_created cargo test --test indexes`.
 
+mod common;
+
+use common::services::{self, Service};
 use glance_api::db::Repo;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, QueryTrait, Statement};
 
@@ -362,16 +366,23 @@ impl Drop for ServerDatabase {
     }
 }
 
-/// PostgreSQL or MySQL/MariaDB, when `GLANCE_TEST_DATABASE_URL` names one.
 #[tokio::test]
-async fn server_list_queries_use_indexes() {
-    let Some(admin) = std::env::var("GLANCE_TEST_DATABASE_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        return;
-    };
-    let (_database, url) = ServerDatabase::create(&admin).await;
+async fn postgres_list_queries_use_indexes() {
+    if let Some(admin) = services::url(Service::Postgres) {
+        server_list_queries_use_indexes(&admin).await;
+    }
+}
+
+#[tokio::test]
+async fn mariadb_list_queries_use_indexes() {
+    if let Some(admin) = services::url(Service::MariaDb) {
+        server_list_queries_use_indexes(&admin).await;
+    }
+}
+
+/// `admin`: an account of a database server that may create databases.
+async fn server_list_queries_use_indexes(admin: &str) {
+    let (_database, url) = ServerDatabase::create(admin).await;
     let db = glance_api::db::connect(&url).await.unwrap();
     seed::seed(&db, SERVER_ROWS).await.unwrap();
     let analyze = match db.get_database_backend() {

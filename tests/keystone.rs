@@ -2,9 +2,10 @@
 //!
 //! `scripts/keystone.sh start` installs and runs one and prints `KEYSTONE_URL`
 //! and friends; these tests run it when `KEYSTONE_URL` is unset. If that fails
-//! they say so and pass locally, and fail under CI. Fixture users (password `secret`): alice (member)
-//! and rita (reader) in project glance-a; bob (member) and boss (admin) in
-//! glance-b; the service user glance in project service.
+//! they say so (one line each) and pass locally, and fail under CI. Keystone's
+//! database is the machine's MariaDB (see the script). Fixture users (password
+//! `secret`): alice (member) and rita (reader) in project glance-a; bob (member)
+//! and boss (admin) in glance-b; the service user glance in project service.
 
 mod common;
 
@@ -62,11 +63,11 @@ fn keystone() -> Option<Keystone> {
             image_endpoint_id: env.get("KEYSTONE_IMAGE_ENDPOINT_ID").cloned(),
             http: reqwest::Client::new(),
         }),
-        None if std::env::var("CI").is_ok_and(|v| v == "true") => {
+        None if common::services::in_ci() => {
             panic!("CI needs a Keystone, and scripts/keystone.sh start failed")
         }
         None => {
-            eprintln!("no Keystone (scripts/keystone.sh start failed): skipping");
+            common::services::skip("no Keystone (scripts/keystone.sh start failed)");
             None
         }
     }

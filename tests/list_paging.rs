@@ -2,8 +2,12 @@
 //! included), following `next` markers page after page returns every image once,
 //! in the order of one unpaged query. It guards the range the list query adds on
 //! the first sort key (`k1 <= marker AND (...)`), which lets an index start at the
-//! marker. SQLite, and the server `GLANCE_TEST_DATABASE_URL` names when set.
+//! marker. SQLite, PostgreSQL and MariaDB (at their standard local addresses
+//! unless `GLANCE_TEST_POSTGRES_URL` or `GLANCE_TEST_MYSQL_URL` say otherwise).
 
+mod common;
+
+use common::services::{self, Service};
 use glance_api::db::Repo;
 use glance_layers::ListQuery;
 use sea_orm::ConnectionTrait;
@@ -75,13 +79,21 @@ async fn sqlite_marker_pages_add_up() {
 }
 
 #[tokio::test]
-async fn server_marker_pages_add_up() {
-    let Some(admin) = std::env::var("GLANCE_TEST_DATABASE_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        return;
-    };
+async fn postgres_marker_pages_add_up() {
+    if let Some(admin) = services::url(Service::Postgres) {
+        server_marker_pages_add_up(admin).await;
+    }
+}
+
+#[tokio::test]
+async fn mariadb_marker_pages_add_up() {
+    if let Some(admin) = services::url(Service::MariaDb) {
+        server_marker_pages_add_up(admin).await;
+    }
+}
+
+/// `admin`: an account of a database server that may create databases.
+async fn server_marker_pages_add_up(admin: String) {
     let name = format!("glance_pg_{}", uuid::Uuid::new_v4().simple());
     let conn = sea_orm::Database::connect(&admin).await.unwrap();
     conn.execute_unprepared(&format!("CREATE DATABASE {name}"))

@@ -5,6 +5,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::services::{self, Service};
 use futures_util::StreamExt;
 use glance_api::config::NotificationDriver;
 use lapin::options::{
@@ -14,24 +15,12 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use serde_json::{Value, json};
 
-/// `GLANCE_TEST_TRANSPORT_URL`, e.g. `rabbit://guest:guest@127.0.0.1:5672/`. Unset
-/// skips on a developer's machine, and fails in CI.
-fn transport_url() -> Option<String> {
-    match std::env::var("GLANCE_TEST_TRANSPORT_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    {
-        Some(u) => Some(u),
-        None if std::env::var("CI").is_ok() => {
-            panic!("CI is set but GLANCE_TEST_TRANSPORT_URL is not")
-        }
-        None => None,
-    }
-}
-
 #[tokio::test]
 async fn an_image_life_reaches_rabbitmq_in_oslo_format() {
-    let Some(url) = transport_url() else { return };
+    // `GLANCE_TEST_TRANSPORT_URL`, else RabbitMQ's standard local address.
+    let Some(url) = services::url(Service::RabbitMq) else {
+        return;
+    };
     let run = uuid::Uuid::new_v4().simple().to_string();
     let (exchange, topic) = (format!("glance_t_{run}"), format!("notifications_{run}"));
     let conn = lapin::Connection::connect(
@@ -39,7 +28,7 @@ async fn an_image_life_reaches_rabbitmq_in_oslo_format() {
         Default::default(),
     )
     .await
-    .expect("RabbitMQ at GLANCE_TEST_TRANSPORT_URL");
+    .expect("connect to RabbitMQ");
     let ch = conn.create_channel().await.unwrap();
     ch.exchange_declare(
         exchange.as_str().into(),

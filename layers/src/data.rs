@@ -66,7 +66,7 @@ impl ByteRange {
         let unsatisfiable = ImageError::RangeNotSatisfiable { size };
         match self {
             ByteRange::Bounded { first, last } if first <= last && first < size => {
-                Ok(first..(last + 1).min(size))
+                Ok(first..last.saturating_add(1).min(size))
             }
             ByteRange::From(first) if first < size => Ok(first..size),
             ByteRange::Suffix(n) if n > 0 && size > 0 => Ok(size.saturating_sub(n)..size),
@@ -104,5 +104,14 @@ mod tests {
         );
         assert!(ByteRange::Suffix(0).resolve(100).is_err());
         assert!(ByteRange::Suffix(3).resolve(0).is_err());
+        // The last byte a u64 can name: `last + 1` must not overflow.
+        assert_eq!(
+            ByteRange::Bounded {
+                first: 0,
+                last: u64::MAX
+            }
+            .resolve(100),
+            Ok(0..100)
+        );
     }
 }

@@ -235,18 +235,46 @@ pub enum PatchOp {
     Remove,
 }
 
-/// One change of a `PATCH`, its pointer already decoded to a single property name.
+/// One change of a `PATCH`, its pointer already decoded.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Change {
     pub op: PatchOp,
+    /// The property: the pointer's first token (`""` for the pointer `/`).
     pub key: String,
+    /// The second token of `/locations/N`, which `add` and `remove` take.
+    pub position: Option<String>,
     pub value: Option<Value>,
     /// Draft-4 (`application/openstack-images-v2.0-json-patch`) semantics: `add` of
     /// an existing property is a conflict.
     pub draft4: bool,
 }
 
-/// Parses a JSON-patch document in the v2.1 (RFC 6902) or v2.0 (draft 4) syntax.
+impl PatchOp {
+    fn name(self) -> &'static str {
+        match self {
+            PatchOp::Add => "add",
+            PatchOp::Replace => "replace",
+            PatchOp::Remove => "remove",
+        }
+    }
+}
+
+const OPS: [PatchOp; 3] = [PatchOp::Add, PatchOp::Remove, PatchOp::Replace];
+
+/// A JSON value as Python's `str()` prints it, for messages that quote one.
+fn python_str(v: &Value) -> String {
+    match v {
+        Value::Null => "None".into(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Parses a JSON-patch document in the v2.1 (RFC 6902) or v2.0 (draft 4) syntax,
+/// checking each change as Glance's deserializer does before the image is read:
+/// operation, pointer, path depth, value present, attribute writable, value valid.
 pub fn parse_changes(doc: &Value, draft4: bool) -> Result<Vec<Change>, ImageError> {
     let bad = |m: &str| ImageError::BadRequest(m.to_string());
     let list = doc
@@ -258,19 +286,15 @@ pub fn parse_changes(doc: &Value, draft4: bool) -> Result<Vec<Change>, ImageErro
             .as_object()
             .ok_or_else(|| bad("Operations must be JSON objects."))?;
         let (op, path) = if draft4 {
-            let found: Vec<_> = [
-                ("add", PatchOp::Add),
-                ("replace", PatchOp::Replace),
-                ("remove", PatchOp::Remove),
-            ]
-            .into_iter()
-            .filter_map(|(name, op)| obj.get(name).map(|p| (op, p)))
-            .collect();
+            let found: Vec<_> = OPS
+                .into_iter()
+                .filter_map(|op| obj.get(op.name()).map(|p| (op, p)))
+                .collect();
             match found.as_slice() {
                 [(op, path)] => (*op, *path),
                 [] => {
                     return Err(bad(
-                        "Unable to find `op` in JSON Schema change. It must be one of the following: add, remove, replace.",
+                        "Operation objects must contain exactly one member named \"add\", \"remove\", or \"replace\".",
                     ));
                 }
                 _ => {
@@ -280,41 +304,60 @@ pub fn parse_changes(doc: &Value, draft4: bool) -> Result<Vec<Change>, ImageErro
                 }
             }
         } else {
-            let op = match obj.get("op").and_then(Value::as_str) {
-                Some("add") => PatchOp::Add,
-                Some("replace") => PatchOp::Replace,
-                Some("remove") => PatchOp::Remove,
-                Some(other) => {
-                    return Err(bad(&format!(
-                        "Invalid operation: `{other}`: Unable to find `op` in JSON Schema change. It must be one of the following: add, remove, replace."
-                    )));
-                }
-                None => {
+            let op = match obj.get("op") {
+                None | Some(Value::Null) => {
                     return Err(bad(
                         "Unable to find `op` in JSON Schema change. It must be one of the following: add, remove, replace.",
                     ));
                 }
+                Some(v) => OPS
+                    .into_iter()
+                    .find(|op| v.as_str() == Some(op.name()))
+                    .ok_or_else(|| {
+                        bad(&format!(
+                            "Invalid operation: `{}`. It must be one of the following: add, remove, replace.",
+                            python_str(v)
+                        ))
+                    })?,
             };
             let path = obj
                 .get("path")
                 .ok_or_else(|| bad("Unable to find 'path' in JSON Schema change"))?;
             (op, path)
         };
+        // Glance fails with a 500 on a pointer that is not a string.
         let path = path
             .as_str()
             .ok_or_else(|| bad("Pointer must be a string"))?;
-        let key = decode_pointer(path)?;
+        let mut tokens = decode_pointer(path)?;
+        // One token, except `/locations/N` for add and remove.
+        let depth = if tokens[0] == "locations" && op != PatchOp::Replace {
+            2
+        } else {
+            1
+        };
+        if tokens.len() != depth {
+            return Err(bad(&format!(
+                "Invalid JSON pointer for this resource: '/{}'",
+                tokens.join("/")
+            )));
+        }
+        let position = if depth == 2 { tokens.pop() } else { None };
+        let key = tokens.pop().unwrap_or_default();
         let value = match op {
             PatchOp::Remove => None,
-            _ => Some(
-                obj.get("value")
-                    .cloned()
-                    .ok_or_else(|| bad("Operation \"add\" requires a member named \"value\"."))?,
-            ),
+            _ => Some(obj.get("value").cloned().ok_or_else(|| {
+                bad(&format!(
+                    "Operation \"{}\" requires a member named \"value\".",
+                    op.name()
+                ))
+            })?),
         };
+        check_change(&key, position.is_some(), value.as_ref())?;
         changes.push(Change {
             op,
             key,
+            position,
             value,
             draft4,
         });
@@ -322,36 +365,145 @@ pub fn parse_changes(doc: &Value, draft4: bool) -> Result<Vec<Change>, ImageErro
     Ok(changes)
 }
 
-/// Decodes a one-token JSON pointer (`/name`, `/a~1b`) to its property name.
-fn decode_pointer(path: &str) -> Result<String, ImageError> {
-    let invalid =
-        || ImageError::BadRequest(format!("Invalid JSON pointer for this resource: '{path}'"));
-    let Some(token) = path.strip_prefix('/') else {
-        return Err(ImageError::BadRequest(format!(
-            "Pointer `{path}` does not start with \"/\"."
-        )));
-    };
-    if token.is_empty() || token.contains('/') {
-        return Err(invalid());
+/// Glance's `_validate_change`: the attribute may be written, and the value fits
+/// the image schema (an element of the array, for `/locations/N`).
+fn check_change(key: &str, element: bool, value: Option<&Value>) -> Result<(), ImageError> {
+    let kind = check_writable(key)?;
+    let Some(value) = value else { return Ok(()) };
+    match kind {
+        KeyKind::Locations if element => check_locations(std::slice::from_ref(value)),
+        KeyKind::Locations => match value.as_array() {
+            Some(items) => check_locations(items),
+            None => Err(schema_error(format!(
+                "{} is not of type 'array'",
+                python_str(value)
+            ))),
+        },
+        _ => parse_attribute(key, value).map(|_| ()),
     }
-    let mut out = String::with_capacity(token.len());
-    let mut chars = token.chars();
-    while let Some(c) = chars.next() {
-        if c == '~' {
-            match chars.next() {
-                Some('0') => out.push('~'),
-                Some('1') => out.push('/'),
-                _ => {
-                    return Err(ImageError::BadRequest(format!(
-                        "Pointer `{path}` contains \"~\" not part of a recognized escape sequence."
-                    )));
-                }
+}
+
+/// Items of the image schema's `locations`: `{"url": ..., "metadata": {...}}`,
+/// optionally with `validation_data`.
+fn check_locations(items: &[Value]) -> Result<(), ImageError> {
+    for item in items {
+        let obj = item
+            .as_object()
+            .ok_or_else(|| schema_error(format!("{} is not of type 'object'", python_str(item))))?;
+        for required in ["url", "metadata"] {
+            if !obj.contains_key(required) {
+                return Err(schema_error(format!("'{required}' is a required property")));
             }
-        } else {
-            out.push(c);
+        }
+        match &obj["url"] {
+            Value::String(u) if u.chars().count() <= 255 => {}
+            Value::String(u) => return Err(schema_error(format!("'{u}' is too long"))),
+            other => {
+                return Err(schema_error(format!(
+                    "{} is not of type 'string'",
+                    python_str(other)
+                )));
+            }
+        }
+        if !obj["metadata"].is_object() {
+            return Err(schema_error(format!(
+                "{} is not of type 'object'",
+                python_str(&obj["metadata"])
+            )));
+        }
+        if let Some(data) = obj.get("validation_data") {
+            check_validation_data(data)?;
         }
     }
-    Ok(out)
+    Ok(())
+}
+
+fn check_validation_data(data: &Value) -> Result<(), ImageError> {
+    let obj = data
+        .as_object()
+        .ok_or_else(|| schema_error(format!("{} is not of type 'object'", python_str(data))))?;
+    for key in obj.keys() {
+        if !["checksum", "os_hash_algo", "os_hash_value"].contains(&key.as_str()) {
+            return Err(schema_error(format!(
+                "Additional properties are not allowed ('{key}' was unexpected)"
+            )));
+        }
+    }
+    for required in ["os_hash_algo", "os_hash_value"] {
+        if !obj.contains_key(required) {
+            return Err(schema_error(format!("'{required}' is a required property")));
+        }
+    }
+    for (key, min, max) in [
+        ("checksum", 32, 32),
+        ("os_hash_algo", 0, 64),
+        ("os_hash_value", 0, 128),
+    ] {
+        match obj.get(key) {
+            None => {}
+            Some(Value::String(s)) if (min..=max).contains(&s.chars().count()) => {}
+            Some(Value::String(s)) => {
+                return Err(schema_error(format!("'{s}' is not a valid {key}")));
+            }
+            Some(other) => {
+                return Err(schema_error(format!(
+                    "{} is not of type 'string'",
+                    python_str(other)
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Python's `str.isspace`, which Glance's `strip()` and `\s` go by.
+fn python_space(c: char) -> bool {
+    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
+}
+
+/// Decodes a JSON pointer into its tokens as Glance does: it must start with `/`,
+/// may not hold an empty token (`/a//b`, `/a/`) save that any number of leading
+/// slashes counts as one, and `~` only in `~0` and `~1`. Each token is trimmed
+/// of whitespace, so `/` is the one token `""` and `/ name ` is `name`.
+fn decode_pointer(path: &str) -> Result<Vec<String>, ImageError> {
+    let refuse = |why: &str| ImageError::BadRequest(format!("Pointer `{path}` {why}"));
+    let Some(after) = path.strip_prefix('/') else {
+        return Err(refuse("does not start with \"/\"."));
+    };
+    // Glance's `/\s*?/` on all but the first character.
+    let mut last_slash = false;
+    for c in after.chars() {
+        if c == '/' && last_slash {
+            return Err(refuse("contains adjacent \"/\"."));
+        }
+        if c == '/' {
+            last_slash = true;
+        } else if !python_space(c) {
+            last_slash = false;
+        }
+    }
+    if !after.is_empty() && path.ends_with('/') {
+        return Err(refuse("end with \"/\"."));
+    }
+    let mut chars = path.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '~' && !matches!(chars.peek(), Some('0' | '1')) {
+            return Err(refuse(
+                "contains \"~\" not part of a recognized escape sequence.",
+            ));
+        }
+    }
+    Ok(path
+        .trim_start_matches('/')
+        .split('/')
+        .map(|token| {
+            token
+                .replace("~1", "/")
+                .replace("~0", "~")
+                .trim_matches(python_space)
+                .to_string()
+        })
+        .collect())
 }
 
 /// Applies changes to an image in memory, all or nothing, with Glance's rules.
@@ -359,8 +511,24 @@ pub fn apply_changes(image: &mut Image, changes: &[Change]) -> Result<(), ImageE
     for change in changes {
         let kind = check_writable(&change.key)?;
         if kind == KeyKind::Locations {
+            // Locations are not shown (`show_multiple_locations` is off), so
+            // they may not be changed either.
+            let empty = change
+                .value
+                .as_ref()
+                .is_some_and(|v| v.as_array().is_some_and(Vec::is_empty));
             return Err(ImageError::Forbidden(
-                "It's not allowed to update locations if locations are invisible.".into(),
+                match change.op {
+                    PatchOp::Replace if empty => "Cannot set locations to empty list.",
+                    PatchOp::Replace => {
+                        "It's not allowed to update locations if locations are invisible."
+                    }
+                    PatchOp::Add => "It's not allowed to add locations if locations are invisible.",
+                    PatchOp::Remove => {
+                        "It's not allowed to remove locations if locations are invisible."
+                    }
+                }
+                .into(),
             ));
         }
         let is_base = kind == KeyKind::Base;
@@ -441,7 +609,12 @@ mod tests {
     #[test]
     fn glance_status_codes_for_bad_changes() {
         let mut img = image();
-        let err = |doc| apply_changes(&mut image(), &changes(doc)).unwrap_err();
+        // Refused when parsed (as Glance's deserializer does) or when applied.
+        let err = |doc| {
+            parse_changes(&doc, false)
+                .and_then(|c| apply_changes(&mut image(), &c))
+                .unwrap_err()
+        };
         assert!(matches!(
             err(json!([{"op":"replace","path":"/nope","value":"x"}])),
             ImageError::Conflict(_)
@@ -515,6 +688,159 @@ mod tests {
         assert!(matches!(
             apply_changes(&mut img, &dup),
             Err(ImageError::Conflict(_))
+        ));
+    }
+
+    fn parse_err(path: &str) -> String {
+        match parse_changes(&json!([{"op": "add", "path": path, "value": "v"}]), false) {
+            Err(ImageError::BadRequest(m)) => m,
+            other => panic!("{path}: {other:?}"),
+        }
+    }
+
+    fn key(path: &str) -> String {
+        let doc = json!([{"op": "add", "path": path, "value": "v"}]);
+        parse_changes(&doc, false).unwrap().remove(0).key
+    }
+
+    #[test]
+    fn the_root_pointer_is_the_property_named_empty() {
+        // As Glance: `/` decodes to the one token "", a custom property like any other.
+        assert_eq!(key("/"), "");
+        let mut img = image();
+        let doc = |v: Value| parse_changes(&v, false).unwrap();
+        for op in [
+            json!([{"op": "replace", "path": "/", "value": "x"}]),
+            json!([{"op": "remove", "path": "/"}]),
+        ] {
+            assert_eq!(
+                apply_changes(&mut img, &doc(op)),
+                Err(ImageError::Conflict("Property  does not exist.".into()))
+            );
+        }
+        assert!(matches!(
+            parse_changes(&json!([{"op": "add", "path": "/", "value": 5}]), false),
+            Err(ImageError::BadRequest(_))
+        ));
+        apply_changes(
+            &mut img,
+            &doc(json!([{"op": "add", "path": "/", "value": "x"}])),
+        )
+        .unwrap();
+        assert_eq!(img.properties[""], "x");
+        apply_changes(
+            &mut img,
+            &doc(json!([{"op": "replace", "path": "/", "value": "y"}])),
+        )
+        .unwrap();
+        assert_eq!(img.properties[""], "y");
+        apply_changes(&mut img, &doc(json!([{"op": "remove", "path": "/"}]))).unwrap();
+        assert!(img.properties.is_empty());
+        let draft4 = parse_changes(&json!([{"add": "/", "value": "x"}]), true).unwrap();
+        assert_eq!(draft4[0].key, "");
+    }
+
+    #[test]
+    fn pointers_decode_as_glance_decodes_them() {
+        // Leading slashes count as one; tokens are trimmed of whitespace.
+        assert_eq!(key("//a"), "a");
+        assert_eq!(key("/ b "), "b");
+        assert_eq!(key("/ "), "");
+        assert_eq!(key("/a~1b~0c~01"), "a/b~c~1");
+        assert_eq!(
+            parse_err("/ /a"),
+            "Invalid JSON pointer for this resource: '//a'"
+        );
+        assert_eq!(
+            parse_err("/a//b"),
+            "Pointer `/a//b` contains adjacent \"/\"."
+        );
+        assert_eq!(
+            parse_err("/a/ /b"),
+            "Pointer `/a/ /b` contains adjacent \"/\"."
+        );
+        assert_eq!(parse_err("/a/"), "Pointer `/a/` end with \"/\".");
+        assert_eq!(parse_err("//"), "Pointer `//` end with \"/\".");
+        assert_eq!(
+            parse_err("/a~2"),
+            "Pointer `/a~2` contains \"~\" not part of a recognized escape sequence."
+        );
+        assert_eq!(
+            parse_err("/a~"),
+            "Pointer `/a~` contains \"~\" not part of a recognized escape sequence."
+        );
+        assert_eq!(parse_err(""), "Pointer `` does not start with \"/\".");
+        assert_eq!(parse_err(" /c"), "Pointer ` /c` does not start with \"/\".");
+        assert_eq!(
+            parse_err("/a/b"),
+            "Invalid JSON pointer for this resource: '/a/b'"
+        );
+    }
+
+    #[test]
+    fn locations_take_a_position_for_add_and_remove_only() {
+        let parse = |doc: Value| parse_changes(&doc, false);
+        let add = parse(json!([{"op": "add", "path": "/locations/0",
+            "value": {"url": "http://a", "metadata": {}}}]))
+        .unwrap();
+        assert_eq!(add[0].position.as_deref(), Some("0"));
+        let forbidden = |doc: Value| match apply_changes(&mut image(), &parse(doc).unwrap()) {
+            Err(ImageError::Forbidden(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            forbidden(json!([{"op": "remove", "path": "/locations/0"}])),
+            "It's not allowed to remove locations if locations are invisible."
+        );
+        assert_eq!(
+            forbidden(json!([{"op": "replace", "path": "/locations", "value": []}])),
+            "Cannot set locations to empty list."
+        );
+        assert!(matches!(
+            apply_changes(&mut image(), &add),
+            Err(ImageError::Forbidden(_))
+        ));
+        for doc in [
+            json!([{"op": "remove", "path": "/locations"}]),
+            json!([{"op": "replace", "path": "/locations/0", "value": []}]),
+            json!([{"op": "add", "path": "/locations", "value": {}}]),
+            json!([{"op": "add", "path": "/locations/0", "value": "x"}]),
+            json!([{"op": "add", "path": "/locations/0", "value": {"url": "u"}}]),
+            json!([{"op": "replace", "path": "/locations", "value": null}]),
+        ] {
+            assert!(
+                matches!(parse(doc.clone()), Err(ImageError::BadRequest(_))),
+                "{doc}"
+            );
+        }
+    }
+
+    #[test]
+    fn operations_and_values_with_glance_messages() {
+        let msg = |doc: Value, draft4| match parse_changes(&doc, draft4) {
+            Err(ImageError::BadRequest(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            msg(json!([{"op": "move", "path": "/a"}]), false),
+            "Invalid operation: `move`. It must be one of the following: add, remove, replace."
+        );
+        assert_eq!(
+            msg(json!([{"op": true, "path": "/a"}]), false),
+            "Invalid operation: `True`. It must be one of the following: add, remove, replace."
+        );
+        assert_eq!(
+            msg(json!([{"op": "replace", "path": "/a"}]), false),
+            "Operation \"replace\" requires a member named \"value\"."
+        );
+        assert_eq!(
+            msg(json!([{"path": "/a", "value": "x"}]), true),
+            "Operation objects must contain exactly one member named \"add\", \"remove\", or \"replace\"."
+        );
+        // Read-only and reserved attributes are refused before the image is read.
+        assert!(matches!(
+            parse_changes(&json!([{"op": "remove", "path": "/status"}]), false),
+            Err(ImageError::Forbidden(_))
         ));
     }
 }

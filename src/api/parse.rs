@@ -354,32 +354,53 @@ fn sort_order(
     Ok(sort)
 }
 
-/// A single `Range: bytes=...`; several ranges are refused as Glance does.
+/// A single `Range: bytes=...`, read as Glance (webob) reads it: `bytes` in any
+/// case, spaces allowed around `=` and `-`, anything after the range ignored.
+/// Several ranges are refused, as Glance does.
 pub fn range(header: &str) -> Result<ByteRange, ImageError> {
     let unsatisfiable = || ImageError::RangeNotSatisfiable { size: 0 };
-    let spec = header
-        .trim()
-        .strip_prefix("bytes=")
-        .ok_or_else(unsatisfiable)?;
-    if spec.contains(',') {
+    if header.contains(',') {
         return Err(bad(
             "Requests with multiple ranges are not supported in Glance. You may make multiple single-range requests instead.",
         ));
     }
-    let (a, b) = spec.split_once('-').ok_or_else(unsatisfiable)?;
-    let num = |s: &str| s.trim().parse::<u64>().map_err(|_| unsatisfiable());
-    match (a.trim().is_empty(), b.trim().is_empty()) {
-        (true, false) => Ok(ByteRange::Suffix(num(b)?)),
-        (false, true) => Ok(ByteRange::From(num(a)?)),
-        (false, false) => {
-            let (first, last) = (num(a)?, num(b)?);
-            if last < first {
-                return Err(unsatisfiable());
-            }
-            Ok(ByteRange::Bounded { first, last })
-        }
-        (true, true) => Err(unsatisfiable()),
+    let header = header.trim_start();
+    let rest = header
+        .get(..5)
+        .filter(|unit| unit.eq_ignore_ascii_case("bytes"))
+        .map(|_| &header[5..])
+        .ok_or_else(unsatisfiable)?;
+    let rest = after_separator(rest, '=').ok_or_else(unsatisfiable)?;
+    let (first, rest) = leading_number(rest);
+    let rest = after_separator(rest, '-').ok_or_else(unsatisfiable)?;
+    let (last, _) = leading_number(rest);
+    match (first, last) {
+        (None, Some(n)) => Ok(ByteRange::Suffix(n)),
+        (Some(first), None) => Ok(ByteRange::From(first)),
+        (Some(first), Some(last)) if last >= first => Ok(ByteRange::Bounded { first, last }),
+        // `bytes=-` (a 500 in Glance), or the last byte before the first.
+        _ => Err(unsatisfiable()),
     }
+}
+
+/// What follows `sep` and the spaces around it, if `s` starts with them.
+fn after_separator(s: &str, sep: char) -> Option<&str> {
+    s.trim_start_matches(' ')
+        .strip_prefix(sep)
+        .map(|r| r.trim_start_matches(' '))
+}
+
+/// The ASCII digits `s` starts with, as a number, and what follows them. A number
+/// past `u64::MAX` is past the end of any image, so it saturates.
+fn leading_number(s: &str) -> (Option<u64>, &str) {
+    let end = s.bytes().take_while(u8::is_ascii_digit).count();
+    let (digits, rest) = s.split_at(end);
+    let value = (!digits.is_empty()).then(|| {
+        digits.bytes().fold(0u64, |n, d| {
+            n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+        })
+    });
+    (value, rest)
 }
 
 /// Python's `urllib.parse.quote_plus`, for Glance's `first`/`next` links.
@@ -482,6 +503,63 @@ mod tests {
             range("bytes=9-2"),
             Err(ImageError::RangeNotSatisfiable { .. })
         ));
+    }
+
+    #[test]
+    fn ranges_read_as_webob_reads_them() {
+        let ok = |h: &str| range(h).unwrap();
+        assert_eq!(ok("BYTES=1-2"), ByteRange::Bounded { first: 1, last: 2 });
+        assert_eq!(
+            ok("bytes = 1 - 2 "),
+            ByteRange::Bounded { first: 1, last: 2 }
+        );
+        // What follows the range is not looked at.
+        assert_eq!(ok("bytes=3-+4"), ByteRange::From(3));
+        assert_eq!(ok("bytes=1-2xyz"), ByteRange::Bounded { first: 1, last: 2 });
+        // Numbers past u64 are past any image's end.
+        assert_eq!(
+            ok("bytes=0-99999999999999999999"),
+            ByteRange::Bounded {
+                first: 0,
+                last: u64::MAX
+            }
+        );
+        assert_eq!(
+            ok("bytes=-99999999999999999999"),
+            ByteRange::Suffix(u64::MAX)
+        );
+        for refused in [
+            "bytes=+3-4",
+            "bytes=0x1-2",
+            "bytes=-",
+            "bytes",
+            "bytes=",
+            "bytés=1-2",
+            "bytes 1-2",
+        ] {
+            assert!(
+                matches!(range(refused), Err(ImageError::RangeNotSatisfiable { .. })),
+                "{refused}"
+            );
+        }
+        assert!(matches!(
+            range("items=1-2,3"),
+            Err(ImageError::BadRequest(_))
+        ));
+    }
+
+    #[test]
+    fn a_range_to_the_last_possible_byte_resolves() {
+        // It overflowed `last + 1` once: a panic, so a 500, in a debug build.
+        let r = range("bytes=0-18446744073709551615").unwrap();
+        assert_eq!(r.resolve(10), Ok(0..10));
+        assert_eq!(
+            range("bytes=18446744073709551615-")
+                .unwrap()
+                .resolve(10)
+                .ok(),
+            None
+        );
     }
 
     #[test]

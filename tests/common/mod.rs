@@ -4,6 +4,7 @@
 pub mod postgres;
 pub mod process;
 pub mod s3;
+pub mod services;
 
 use std::time::Duration;
 

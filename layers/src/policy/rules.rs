@@ -55,7 +55,11 @@ impl Rule {
         if tokens.is_empty() {
             return Ok(Rule::Always);
         }
-        let mut parser = Parser { tokens, pos: 0 };
+        let mut parser = Parser {
+            tokens,
+            pos: 0,
+            depth: 0,
+        };
         let rule = parser.or_expr().map_err(|r| err(&r))?;
         if parser.pos != parser.tokens.len() {
             return Err(err(&format!("unexpected {:?}", parser.tokens[parser.pos])));
@@ -85,9 +89,16 @@ fn tokenize(text: &str) -> Vec<String> {
     tokens
 }
 
+/// Deepest nesting of parentheses and `not` a rule may have. Evaluation gives up
+/// beyond this depth anyway (see `RuleSet::eval`), and the parser recurses once
+/// per level: a limit keeps a hostile file from overflowing the stack.
+const MAX_DEPTH: u32 = 32;
+
 struct Parser {
     tokens: Vec<String>,
     pos: usize,
+    /// Current nesting of parentheses and `not`.
+    depth: u32,
 }
 
 impl Parser {
@@ -124,9 +135,21 @@ impl Parser {
     fn not_expr(&mut self) -> Result<Rule, String> {
         if self.peek().is_some_and(|t| t.eq_ignore_ascii_case("not")) {
             self.pos += 1;
-            return Ok(Rule::Not(Box::new(self.not_expr()?)));
+            let inner = self.nested(Self::not_expr)?;
+            return Ok(Rule::Not(Box::new(inner)));
         }
         self.atom()
+    }
+
+    /// Parses one level deeper, refusing to go beyond [`MAX_DEPTH`].
+    fn nested(&mut self, f: fn(&mut Self) -> Result<Rule, String>) -> Result<Rule, String> {
+        if self.depth >= MAX_DEPTH {
+            return Err(format!("nested more than {MAX_DEPTH} levels deep"));
+        }
+        self.depth += 1;
+        let rule = f(self);
+        self.depth -= 1;
+        rule
     }
 
     fn atom(&mut self) -> Result<Rule, String> {
@@ -134,7 +157,7 @@ impl Parser {
         self.pos += 1;
         match token.as_str() {
             "(" => {
-                let inner = self.or_expr()?;
+                let inner = self.nested(Self::or_expr)?;
                 if self.peek() != Some(")") {
                     return Err("missing ')'".into());
                 }
@@ -347,6 +370,23 @@ mod tests {
         assert!(Rule::parse("role:a or").is_err());
         assert!(Rule::parse("(role:a").is_err());
         assert!(Rule::parse("nonsense").is_err());
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_stack_overflow() {
+        let deep = |n: usize, open: &str, close: &str| {
+            format!("{}role:a{}", open.repeat(n), close.repeat(n))
+        };
+        assert!(Rule::parse(&deep(32, "(", ")")).is_ok());
+        assert!(Rule::parse(&deep(32, "not ", "")).is_ok());
+        for rule in [
+            deep(33, "(", ")"),
+            deep(100_000, "(", ")"),
+            deep(100_000, "not ", ""),
+        ] {
+            let err = Rule::parse(&rule).unwrap_err();
+            assert!(err.reason.contains("nested more than 32"), "{}", err.reason);
+        }
     }
 
     #[test]
