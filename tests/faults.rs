@@ -24,7 +24,14 @@ use serde_json::Value;
 const MIB: u64 = 1 << 20;
 
 /// Rounds of upload, `kill -9`, restart; each kills at another point of the upload.
-const KILL_ROUNDS: u64 = 10;
+/// `GLANCE_FAULT_KILL_ROUNDS` asks for more (a soak), at least 3.
+fn kill_rounds() -> u64 {
+    std::env::var("GLANCE_FAULT_KILL_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10u64)
+        .max(3)
+}
 /// Bytes each killed upload announces.
 const KILL_UPLOAD: u64 = 256 * MIB;
 /// `[database] pool_timeout` of the outage test, in seconds.
@@ -197,11 +204,12 @@ fn is_failure(answer: &Answer) -> bool {
 /// spread through the data, one byte short of the end, and all of it (the server
 /// may be finishing: both outcomes, active or queued, are then correct).
 fn kill_point(round: u64) -> u64 {
+    let rounds = kill_rounds();
     match round {
         0 => 0,
-        r if r == KILL_ROUNDS - 1 => KILL_UPLOAD,
-        r if r == KILL_ROUNDS - 2 => KILL_UPLOAD - 1,
-        r => KILL_UPLOAD * r / (KILL_ROUNDS - 2),
+        r if r == rounds - 1 => KILL_UPLOAD,
+        r if r == rounds - 2 => KILL_UPLOAD - 1,
+        r => KILL_UPLOAD * r / (rounds - 2),
     }
 }
 
@@ -219,7 +227,7 @@ async fn kill_9_mid_upload_then_restart_leaves_nothing_saving_or_orphaned() {
     let mut s = ServerProcess::start(&dir.path().join("glance.toml"), &config).await;
     s.owns(db);
     let (mut queued, mut active) = (0, 0);
-    for round in 0..KILL_ROUNDS {
+    for round in 0..kill_rounds() {
         let id = s.create().await;
         let point = kill_point(round);
         let mut upload = s.begin_upload(&id, KILL_UPLOAD).await;
@@ -273,9 +281,10 @@ async fn kill_9_mid_upload_then_restart_leaves_nothing_saving_or_orphaned() {
         );
     }
     let all = settled(&s, |active| file_store_orphans(&store, active)).await;
-    assert_eq!(all.len() as u64, KILL_ROUNDS);
+    assert_eq!(all.len() as u64, kill_rounds());
     say(&format!(
-        "faults: {KILL_ROUNDS} kill -9 rounds of a {} MiB upload: {queued} back to queued, {active} completed before the kill, 0 stuck, 0 orphans",
+        "faults: {} kill -9 rounds of a {} MiB upload: {queued} back to queued, {active} completed before the kill, 0 stuck, 0 orphans",
+        kill_rounds(),
         KILL_UPLOAD / MIB
     ));
 }
