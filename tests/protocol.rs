@@ -9,46 +9,24 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use glance_api::app::AppBuilder;
 use glance_api::config::Config;
-use glance_api::server::{self, ServerOptions};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
 
 /// Longest any single wait may take before the test fails instead of hanging.
 const BOUND: Duration = Duration::from_secs(60);
 
-/// A server whose connection options come from its configuration (the shared
-/// helper runs the defaults), over the database and directory of `base`.
+/// A test server and the address its raw-socket tests connect to.
 struct Node {
     base: common::TestServer,
     addr: SocketAddr,
-    _stop: oneshot::Sender<()>,
 }
 
 async fn node(configure: impl FnOnce(&mut Config)) -> Node {
     let base = common::start_with(configure, |b| b).await;
-    let mut config = base.config.clone();
-    // A second node over the same data: it takes its own upload leases.
-    config.default.node_id = Some("protocol-node".into());
-    let app = AppBuilder::new(config).build().await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = oneshot::channel();
-    let options = ServerOptions {
-        drain_timeout: Duration::from_secs(2),
-        ..ServerOptions::from_config(&base.config.default)
-    };
-    tokio::spawn(server::run(listener, app.http, options, async {
-        let _ = rx.await;
-    }));
-    Node {
-        base,
-        addr,
-        _stop: tx,
-    }
+    let addr = base.url.trim_start_matches("http://").parse().unwrap();
+    Node { base, addr }
 }
 
 impl Node {

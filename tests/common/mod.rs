@@ -143,9 +143,10 @@ async fn serve(builder: AppBuilder) -> TestServer {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = oneshot::channel();
+    // Connection limits and timeouts as the test's config sets them.
     let options = ServerOptions {
         drain_timeout: Duration::from_secs(2),
-        ..ServerOptions::default()
+        ..ServerOptions::from_config(&app.config.default)
     };
     tokio::spawn(server::run(listener, app.http, options, async {
         let _ = rx.await;
