@@ -7,8 +7,8 @@
 //! (their upload gave up but could not remove its data). For each it removes the
 //! data in the store, then puts the image back in `queued`, as a failed upload
 //! does, and says so with the `image.upload` error notification Glance sends for
-//! one. A lease another node renews is never touched. Then it removes temporary
-//! data in the stores that no lease accounts for.
+//! one. A lease another node renews is never touched. At start-up it also removes
+//! temporary data in the stores that no lease accounts for.
 //!
 //! The same loop renews this node's live leases every third of `upload_lease_ttl`.
 
@@ -68,8 +68,17 @@ impl Recovery {
         }
     }
 
-    /// One pass over the leases with no live holder, then over stray data.
+    /// The start-up pass: the leases with no live holder, then stray data.
     pub async fn sweep(&self) -> Result<SweepReport, String> {
+        let mut report = self.sweep_leases().await?;
+        report.strays = self.sweep_strays().await?;
+        Ok(report)
+    }
+
+    /// The periodic pass: the leases with no live holder only. Stray data (from
+    /// before leases, or a removal that failed) is rare and needs a listing of
+    /// every store, so it waits for the next start.
+    pub async fn sweep_leases(&self) -> Result<SweepReport, String> {
         let mut report = SweepReport::default();
         let now = to_micros(chrono::Utc::now());
         let candidates = self
@@ -87,7 +96,6 @@ impl Recovery {
             }
             self.reclaim(seen, &mut report).await;
         }
-        report.strays = self.sweep_strays().await?;
         Ok(report)
     }
 
@@ -235,7 +243,7 @@ impl Recovery {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                match self.sweep().await {
+                match self.sweep_leases().await {
                     Ok(r) if r != SweepReport::default() => tracing::info!(?r, "recovery sweep"),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "recovery sweep failed; retrying later"),
