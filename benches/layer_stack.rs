@@ -20,13 +20,14 @@ use glance_layers::patch::{Change, parse_changes};
 use glance_layers::policy::rules::RuleSet;
 use glance_layers::policy::{ImageLookup, PolicyLayer, PolicyRules, PolicyTarget};
 use glance_layers::quota::{ProjectLimits, QuotaLayer, QuotaLimits, Usage, UsageSource};
+use glance_layers::stack::Stack;
 use glance_layers::store::StoreSet;
 use glance_layers::uploads::{UploadLease, UploadRecords};
 use glance_layers::{
     BoxImageService, Image, ImageError, ImageRequest, ImageResponse, ImageService, ImageStatus,
     Operation, RequestContext, StoredData, Visibility,
 };
-use tower::{Layer, ServiceBuilder, ServiceExt};
+use tower::{Layer, ServiceExt};
 
 const ID: &str = "0d0a7d36-5d7e-4b5b-9c43-7a2f4a1f3e10";
 const PROJECT: &str = "8a1c2f9e4b7d4e3f9a6b5c4d3e2f1a0b";
@@ -88,7 +89,7 @@ fn notifier() -> NotifierLayer {
 
 fn policy() -> PolicyLayer {
     let target = PolicyTarget {
-        image: image(),
+        image: Arc::new(image()),
         member: None,
     };
     PolicyLayer::new(
@@ -110,7 +111,12 @@ struct NoUploads;
 
 #[async_trait]
 impl UploadRecords for NoUploads {
-    async fn begin(&self, id: &str, _: &str) -> Result<UploadLease, ImageError> {
+    async fn begin(
+        &self,
+        _: &RequestContext,
+        id: &str,
+        _: &str,
+    ) -> Result<UploadLease, ImageError> {
         Err(ImageError::not_found(id))
     }
     async fn note_partial(&self, _: &UploadLease, _: &str) -> Result<(), ImageError> {
@@ -126,6 +132,9 @@ impl UploadRecords for NoUploads {
         Ok(())
     }
     fn forget(&self, _: &UploadLease) {}
+    async fn remove_location(&self, image: &Image, _: &str) -> Result<Image, ImageError> {
+        Err(ImageError::not_found(&image.id))
+    }
 }
 
 fn location() -> LocationLayer {
@@ -140,16 +149,15 @@ fn noauth() -> AuthLayer {
     AuthLayer::new(Arc::new(NoAuth::new("admin", "admin")))
 }
 
-/// The stack in `AppBuilder::build`'s order, each layer with a do-nothing backend.
+/// The server's stack (the same assembly `AppBuilder::build` uses), each layer
+/// with a do-nothing backend.
 fn stack(authenticator: Arc<dyn Authenticator>) -> BoxImageService {
-    let below_auth = ServiceBuilder::new()
-        .layer(notifier())
-        .layer(policy())
-        .layer(quota())
-        .layer(location())
-        .service(core());
-    let stack = BoxImageService::new(below_auth);
-    BoxImageService::new(AuthLayer::new(authenticator).layer(stack))
+    Stack::new(AuthLayer::new(authenticator))
+        .notifier(notifier())
+        .policy(policy())
+        .quota(quota())
+        .location(location())
+        .build(core())
 }
 
 /// Auth and one other layer over the core: what each layer adds alone.

@@ -4,14 +4,11 @@
 //! network ([`NoAuth`], [`TrustedHeaders`]), the server adds Keystone.
 
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use async_trait::async_trait;
-use tower::{Layer, Service};
 
-use crate::{
-    BoxFuture, Credentials, Identity, ImageError, ImageRequest, ImageResponse, ImageService,
-};
+use crate::middleware::{Middleware, MiddlewareLayer, Next};
+use crate::{Credentials, Identity, ImageError, ImageRequest, ImageResponse, ImageService};
 
 /// Decides who a request comes from.
 #[async_trait]
@@ -56,7 +53,7 @@ pub struct TrustedHeaders;
 impl Authenticator for TrustedHeaders {
     async fn authenticate(&self, c: &Credentials) -> Result<Identity, ImageError> {
         if c.header("x-identity-status") != Some("Confirmed") {
-            return Err(ImageError::Unauthorized(
+            return Err(ImageError::NotAuthenticated(
                 "This server could not verify that you are authorized to access the document you requested.".into(),
             ));
         }
@@ -80,52 +77,31 @@ impl Authenticator for TrustedHeaders {
 }
 
 /// Resolves the identity of every request before passing it on.
-#[derive(Clone)]
-pub struct AuthLayer {
+pub struct Auth {
     authenticator: Arc<dyn Authenticator>,
 }
 
-impl AuthLayer {
+/// The auth layer.
+pub type AuthLayer = MiddlewareLayer<Auth>;
+
+impl MiddlewareLayer<Auth> {
     pub fn new(authenticator: Arc<dyn Authenticator>) -> Self {
-        AuthLayer { authenticator }
+        MiddlewareLayer::from_middleware(Auth { authenticator })
     }
 }
 
-impl<S> Layer<S> for AuthLayer {
-    type Service = Auth<S>;
-
-    fn layer(&self, inner: S) -> Auth<S> {
-        Auth {
-            inner,
-            authenticator: self.authenticator.clone(),
-        }
-    }
-}
-
-/// The service made by [`AuthLayer`].
-#[derive(Clone)]
-pub struct Auth<S> {
-    inner: S,
-    authenticator: Arc<dyn Authenticator>,
-}
-
-impl<S: ImageService> Service<ImageRequest> for Auth<S> {
-    type Response = ImageResponse;
-    type Error = ImageError;
-    type Future = BoxFuture<Result<ImageResponse, ImageError>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ImageError>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: ImageRequest) -> Self::Future {
-        let mut inner = crate::take_ready(&mut self.inner);
-        let authenticator = self.authenticator.clone();
-        Box::pin(async move {
-            let identity = authenticator.authenticate(&req.ctx.credentials).await?;
-            req.ctx.identity = Some(identity);
-            inner.call(req).await
-        })
+impl Middleware for Auth {
+    async fn call<S: ImageService>(
+        &self,
+        mut req: ImageRequest,
+        next: Next<S>,
+    ) -> Result<ImageResponse, ImageError> {
+        let identity = self
+            .authenticator
+            .authenticate(&req.ctx.credentials)
+            .await?;
+        req.ctx.identity = Some(identity);
+        next.run(req).await
     }
 }
 
@@ -133,7 +109,7 @@ impl<S: ImageService> Service<ImageRequest> for Auth<S> {
 mod tests {
     use super::*;
     use crate::{Operation, RequestContext};
-    use tower::ServiceExt;
+    use tower::{Layer, ServiceExt};
 
     fn echo() -> impl ImageService {
         tower::service_fn(|req: ImageRequest| async move {
@@ -158,12 +134,12 @@ mod tests {
     async fn trusted_headers_need_confirmation_and_lowercase_roles() {
         let svc = AuthLayer::new(Arc::new(TrustedHeaders)).layer(echo());
         let denied = svc.clone().oneshot(request(&[("x-project-id", "p")])).await;
-        assert!(matches!(denied, Err(ImageError::Unauthorized(_))));
+        assert!(matches!(denied, Err(ImageError::NotAuthenticated(_))));
         let invalid = svc
             .clone()
             .oneshot(request(&[("x-identity-status", "Invalid")]))
             .await;
-        assert!(matches!(invalid, Err(ImageError::Unauthorized(_))));
+        assert!(matches!(invalid, Err(ImageError::NotAuthenticated(_))));
         let ok = svc
             .oneshot(request(&[
                 ("x-identity-status", "Confirmed"),

@@ -2,8 +2,9 @@
 //! layer resolved from them.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 
-use crate::ImageError;
+use crate::{Image, ImageError};
 
 /// Per-request context, carried by every [`crate::ImageRequest`].
 #[derive(Debug, Clone, Default)]
@@ -14,6 +15,36 @@ pub struct RequestContext {
     pub credentials: Credentials,
     /// Set by the auth layer; `None` before it has run.
     pub identity: Option<Identity>,
+    /// The image the request targets, once a layer has read it.
+    pub loaded: LoadedImage,
+}
+
+/// The record of the image a request targets, read once per request by the first
+/// layer that needs it (the policy layer, or the core when there is none) and
+/// used by every layer after it, above and below, instead of reading again.
+///
+/// It holds the image as it was when the request began; a layer that changes the
+/// image answers with the new record and does not put it here. Clones share the
+/// slot, so a request derived from this one sees what it sees.
+#[derive(Debug, Clone, Default)]
+pub struct LoadedImage(Arc<OnceLock<Arc<Image>>>);
+
+impl LoadedImage {
+    /// The loaded image, if it is the one with this id.
+    pub fn get(&self, id: &str) -> Option<&Arc<Image>> {
+        self.0.get().filter(|i| i.id == id)
+    }
+
+    /// Whatever image was loaded, for layers that look after the fact
+    /// (notifications of an upload's start).
+    pub fn any(&self) -> Option<&Arc<Image>> {
+        self.0.get()
+    }
+
+    /// Keeps `image` as the request's loaded record; the first one kept stays.
+    pub fn keep(&self, image: impl Into<Arc<Image>>) -> Arc<Image> {
+        self.0.get_or_init(|| image.into()).clone()
+    }
 }
 
 impl RequestContext {
@@ -21,7 +52,7 @@ impl RequestContext {
     pub fn identity(&self) -> Result<&Identity, ImageError> {
         self.identity
             .as_ref()
-            .ok_or_else(|| ImageError::Unauthorized("This server could not verify that you are authorized to access the document you requested.".into()))
+            .ok_or_else(|| ImageError::NotAuthenticated("This server could not verify that you are authorized to access the document you requested.".into()))
     }
 
     /// The caller's project, if it is project scoped.

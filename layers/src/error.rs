@@ -1,48 +1,74 @@
-//! The one error type of the domain. `api/` maps each variant to Glance's status
-//! code and error body in a single place.
+//! The one error type of the domain. Each variant says what went wrong; the API
+//! alone decides which HTTP status and which words a client gets for it
+//! (`src/api/errors.rs` in the server).
 
-/// What went wrong with a domain operation, as a client should learn it.
+use std::sync::Arc;
+
+/// The cause behind an error, kept for logs and for `Error::source` chains.
+pub type ErrorSource = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What went wrong with a domain operation.
 ///
-/// Messages are shown to clients; internal causes are logged, never echoed.
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+/// Messages are meant for clients; causes (`source`) are logged, never echoed.
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum ImageError {
-    /// 400
+    /// Nobody vouches for the caller: no credentials, or credentials that do not hold.
     #[error("{0}")]
-    BadRequest(String),
-    /// 401
-    #[error("{0}")]
-    Unauthorized(String),
-    /// 403
+    NotAuthenticated(String),
+    /// The caller is known but the rules (policy, protections, the image's state)
+    /// do not let them do this.
     #[error("{0}")]
     Forbidden(String),
-    /// 404
+    /// The image, member, tag or location does not exist, or the caller may not
+    /// know that it does.
     #[error("{0}")]
     NotFound(String),
-    /// 409
+    /// The request itself is wrong: malformed, or a value out of its domain.
+    #[error("{0}")]
+    Invalid(String),
+    /// The request clashes with the current state: a status that does not allow
+    /// it, a duplicate, or a concurrent change.
     #[error("{0}")]
     Conflict(String),
-    /// 410: the image went away while its data was being written.
+    /// Doing this would pass a limit. `resource` is the limit's configuration
+    /// name (`image_size_cap`, `image_count_total`, `image_property_quota`, ...).
+    #[error("{message}")]
+    QuotaExceeded { resource: String, message: String },
+    /// The store has no room left for the data.
     #[error("{0}")]
-    Gone(String),
-    /// 413: a quota, a size cap or a full store.
+    StoreFull(String),
+    /// The store asked for takes no new data.
     #[error("{0}")]
-    TooLarge(String),
-    /// 415
+    StoreReadOnly(String),
+    /// This server or the image's store cannot do what was asked (an operation
+    /// it does not offer, random access on a store without it).
     #[error("{0}")]
-    UnsupportedMediaType(String),
-    /// 416, with the size of the whole image for `Content-Range: bytes */size`.
+    Unsupported(String),
+    /// The image was deleted while its data was being written.
+    #[error("{0}")]
+    DeletedDuringUpload(String),
+    /// The byte range asked for lies outside the data; `size` is the whole image's.
     #[error("Requested range not satisfiable")]
     RangeNotSatisfiable { size: u64 },
-    /// 503: a backend (store, database, identity service) cannot be reached.
-    #[error("{0}")]
-    Unavailable(String),
+    /// A backend (store, database, identity service) cannot be reached now;
+    /// trying again later may work.
+    #[error("{message}")]
+    Unavailable {
+        message: String,
+        #[source]
+        source: Option<ErrorSource>,
+    },
     /// The client went away mid-request; nobody will read the answer.
     #[error("the client closed the connection")]
     ClientGone,
-    /// 500. The string is for the log only.
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// A bug or a broken invariant. The message and source are for the log only.
+    #[error("internal error: {message}")]
+    Internal {
+        message: String,
+        #[source]
+        source: Option<ErrorSource>,
+    },
 }
 
 impl ImageError {
@@ -50,25 +76,58 @@ impl ImageError {
         ImageError::NotFound(format!("No image found with ID {id}"))
     }
 
+    /// A broken invariant, described for the log.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
-        ImageError::Internal(cause.to_string())
+        ImageError::Internal {
+            message: cause.to_string(),
+            source: None,
+        }
+    }
+
+    /// A backend that cannot be reached, with the client-facing `message` and the
+    /// `source` that says why.
+    pub fn unavailable(message: impl Into<String>, source: impl Into<Option<ErrorSource>>) -> Self {
+        ImageError::Unavailable {
+            message: message.into(),
+            source: source.into(),
+        }
+    }
+
+    /// A limit that would be passed.
+    pub fn quota_exceeded(resource: &str, message: impl Into<String>) -> Self {
+        ImageError::QuotaExceeded {
+            resource: resource.to_string(),
+            message: message.into(),
+        }
     }
 
     /// A short stable name of the variant, for logs and metrics.
     pub fn kind(&self) -> &'static str {
         match self {
-            ImageError::BadRequest(_) => "bad_request",
-            ImageError::Unauthorized(_) => "unauthorized",
+            ImageError::NotAuthenticated(_) => "not_authenticated",
             ImageError::Forbidden(_) => "forbidden",
             ImageError::NotFound(_) => "not_found",
+            ImageError::Invalid(_) => "invalid",
             ImageError::Conflict(_) => "conflict",
-            ImageError::Gone(_) => "gone",
-            ImageError::TooLarge(_) => "too_large",
-            ImageError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ImageError::QuotaExceeded { .. } => "quota_exceeded",
+            ImageError::StoreFull(_) => "store_full",
+            ImageError::StoreReadOnly(_) => "store_read_only",
+            ImageError::Unsupported(_) => "unsupported",
+            ImageError::DeletedDuringUpload(_) => "deleted_during_upload",
             ImageError::RangeNotSatisfiable { .. } => "range_not_satisfiable",
-            ImageError::Unavailable(_) => "unavailable",
+            ImageError::Unavailable { .. } => "unavailable",
             ImageError::ClientGone => "client_gone",
-            ImageError::Internal(_) => "internal",
+            ImageError::Internal { .. } => "internal",
         }
     }
 }
+
+/// Errors are equal when they mean the same to a client: same variant, same
+/// message. Sources are causes for the log and do not take part.
+impl PartialEq for ImageError {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind() == other.kind() && self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for ImageError {}

@@ -2,74 +2,37 @@
 //! your own domain layer.
 
 use std::future::Future;
-use std::task::{Context, Poll};
 
-use tower::{Layer, Service, ServiceExt};
-
-use crate::{BoxFuture, BoxImageService, ImageError, ImageRequest, ImageResponse, ImageService};
+use crate::middleware::{Middleware, MiddlewareLayer, Next};
+use crate::{ImageError, ImageRequest, ImageResponse, ImageService};
 
 /// Makes a layer from an async function that gets each request and the rest of the
-/// stack. See the crate docs for an example.
+/// stack. See the crate docs for an example; for a layer with state of its own,
+/// implement [`Middleware`] instead.
 pub fn from_fn<F>(f: F) -> FromFnLayer<F> {
-    FromFnLayer { f }
+    MiddlewareLayer::from_middleware(FromFn { f })
 }
 
 /// The layer made by [`from_fn`].
-#[derive(Clone)]
-pub struct FromFnLayer<F> {
+pub type FromFnLayer<F> = MiddlewareLayer<FromFn<F>>;
+
+/// An async function as a [`Middleware`]. It sees the rest of the stack boxed, so
+/// its signature need not name the stack's type.
+pub struct FromFn<F> {
     f: F,
 }
 
-impl<S, F: Clone> Layer<S> for FromFnLayer<F> {
-    type Service = FromFn<S, F>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        FromFn {
-            f: self.f.clone(),
-            inner,
-        }
-    }
-}
-
-/// The service made by [`FromFnLayer`].
-#[derive(Clone)]
-pub struct FromFn<S, F> {
-    f: F,
-    inner: S,
-}
-
-impl<S, F, Fut> Service<ImageRequest> for FromFn<S, F>
+impl<F, Fut> Middleware for FromFn<F>
 where
-    S: ImageService,
-    F: Fn(ImageRequest, Next) -> Fut + Clone + Send + Sync + 'static,
+    F: Fn(ImageRequest, Next) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<ImageResponse, ImageError>> + Send + 'static,
 {
-    type Response = ImageResponse;
-    type Error = ImageError;
-    type Future = BoxFuture<Result<ImageResponse, ImageError>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ImageError>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: ImageRequest) -> Self::Future {
-        let next = Next {
-            inner: BoxImageService::new(crate::take_ready(&mut self.inner)),
-        };
-        Box::pin((self.f)(req, next))
-    }
-}
-
-/// The rest of the stack, as a [`from_fn`] layer sees it.
-#[derive(Clone)]
-pub struct Next {
-    inner: BoxImageService,
-}
-
-impl Next {
-    /// Passes the request on and waits for the answer.
-    pub async fn run(self, req: ImageRequest) -> Result<ImageResponse, ImageError> {
-        self.inner.oneshot(req).await
+    fn call<S: ImageService>(
+        &self,
+        req: ImageRequest,
+        next: Next<S>,
+    ) -> impl Future<Output = Result<ImageResponse, ImageError>> + Send {
+        (self.f)(req, next.boxed())
     }
 }
 
@@ -77,6 +40,7 @@ impl Next {
 mod tests {
     use super::*;
     use crate::{Operation, RequestContext};
+    use tower::{Layer, ServiceExt};
 
     #[tokio::test]
     async fn a_function_layer_sees_and_can_refuse_requests() {

@@ -42,20 +42,23 @@ mod error;
 mod from_fn;
 pub mod image;
 pub mod location;
+pub mod middleware;
 pub mod notifier;
 pub mod patch;
 pub mod policy;
 pub mod protection;
 pub mod quota;
 pub mod request;
+pub mod stack;
 pub mod store;
 pub mod uploads;
 
 pub use context::{Credentials, Identity, RequestContext};
 pub use data::{ByteRange, DataStream, ImageData};
-pub use error::ImageError;
-pub use from_fn::{FromFn, FromFnLayer, Next, from_fn};
+pub use error::{ErrorSource, ImageError};
+pub use from_fn::{FromFn, FromFnLayer, from_fn};
 pub use image::{Image, ImageStatus, Member, MemberStatus, Visibility};
+pub use middleware::{Middleware, MiddlewareLayer, Next};
 pub use request::{
     ImageDownload, ImagePage, ImageRequest, ImageResponse, ListQuery, NewImage, Operation,
     StoreInfo, StoredData, UsageEntry,
@@ -93,11 +96,4 @@ impl<S> ImageService for S where
         + Sync
         + 'static
 {
-}
-
-/// Takes the inner service that was driven to readiness and leaves a fresh clone
-/// behind, as tower's contract asks of layers that call inner from a future.
-pub(crate) fn take_ready<S: Clone>(inner: &mut S) -> S {
-    let fresh = inner.clone();
-    std::mem::replace(inner, fresh)
 }

@@ -6,15 +6,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use crate::image::{Image, Member};
+use crate::middleware::{Middleware, MiddlewareLayer, Next};
+use crate::{ImageError, ImageRequest, ImageResponse, ImageService, Operation};
 use bytes::Bytes;
 use chrono::{SecondsFormat, Utc};
 use futures_util::Stream;
 use serde::Serialize;
 use serde_json::{Value, json};
-use tower::{Layer, Service, ServiceExt};
-
-use crate::image::{Image, Member};
-use crate::{BoxFuture, ImageError, ImageRequest, ImageResponse, ImageService, Operation};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -42,41 +41,23 @@ pub trait EventSink: Send + Sync + 'static {
 }
 
 /// Emits Glance's notifications for what passes through.
-#[derive(Clone)]
-pub struct NotifierLayer {
-    sink: Arc<dyn EventSink>,
-    publisher_id: Arc<str>,
+pub struct Notifier {
+    emitter: Emitter,
 }
 
-impl NotifierLayer {
+/// The notifier layer.
+pub type NotifierLayer = MiddlewareLayer<Notifier>;
+
+impl MiddlewareLayer<Notifier> {
     /// `publisher_id` is Glance's `default_publisher_id`, `image.localhost` by default.
     pub fn new(sink: Arc<dyn EventSink>, publisher_id: &str) -> Self {
-        NotifierLayer {
-            sink,
-            publisher_id: publisher_id.into(),
-        }
-    }
-}
-
-impl<S> Layer<S> for NotifierLayer {
-    type Service = Notifier<S>;
-
-    fn layer(&self, inner: S) -> Notifier<S> {
-        Notifier {
-            inner,
+        MiddlewareLayer::from_middleware(Notifier {
             emitter: Emitter {
-                sink: self.sink.clone(),
-                publisher_id: self.publisher_id.clone(),
+                sink,
+                publisher_id: publisher_id.into(),
             },
-        }
+        })
     }
-}
-
-/// The service made by [`NotifierLayer`].
-#[derive(Clone)]
-pub struct Notifier<S> {
-    inner: S,
-    emitter: Emitter,
 }
 
 #[derive(Clone)]
@@ -160,20 +141,14 @@ fn upload_payload(image: &Image) -> Value {
     p
 }
 
-impl<S: ImageService> Service<ImageRequest> for Notifier<S> {
-    type Response = ImageResponse;
-    type Error = ImageError;
-    type Future = BoxFuture<Result<ImageResponse, ImageError>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ImageError>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: ImageRequest) -> Self::Future {
-        let fresh = self.inner.clone();
-        let mut inner = crate::take_ready(&mut self.inner);
+impl Middleware for Notifier {
+    async fn call<S: ImageService>(
+        &self,
+        req: ImageRequest,
+        next: Next<S>,
+    ) -> Result<ImageResponse, ImageError> {
         let emitter = self.emitter.clone();
-        Box::pin(async move {
+        {
             enum Event {
                 Image(&'static str),
                 Member(&'static str),
@@ -195,21 +170,20 @@ impl<S: ImageService> Service<ImageRequest> for Notifier<S> {
                 Operation::AddMember { .. } => Event::Member("image.member.create"),
                 Operation::UpdateMember { .. } => Event::Member("image.member.update"),
                 Operation::DeleteMember { .. } => Event::Member("image.member.delete"),
-                Operation::Upload { id, .. } => {
-                    // image.prepare carries the image as it was before the data came.
-                    let get = req.derive(Operation::Get { id: id.clone() });
-                    if let Ok(ImageResponse::Image(before)) = fresh.oneshot(get).await {
-                        emitter.emit("image.prepare", Priority::Info, upload_payload(&before));
-                    }
-                    Event::Upload
-                }
+                Operation::Upload { .. } => Event::Upload,
                 Operation::Download { .. } => Event::Send {
                     receiver_project: req.ctx.project_id().map(str::to_string),
                     receiver_user: req.ctx.identity.as_ref().and_then(|i| i.user_id.clone()),
                 },
                 _ => Event::None,
             };
-            let result = inner.call(req).await;
+            // The image as the request found it, once a layer below has read it.
+            let loaded = req.ctx.loaded.clone();
+            let result = next.run(req).await;
+            if let (Event::Upload, Some(before)) = (&event, loaded.any()) {
+                // image.prepare carries the image as it was before the data came.
+                emitter.emit("image.prepare", Priority::Info, upload_payload(before));
+            }
             match (&event, &result) {
                 (Event::Image(kind), Ok(ImageResponse::Image(image))) => {
                     let mut payload = image_payload(image);
@@ -236,7 +210,7 @@ impl<S: ImageService> Service<ImageRequest> for Notifier<S> {
                     if !matches!(
                         e,
                         ImageError::NotFound(_)
-                            | ImageError::Unauthorized(_)
+                            | ImageError::NotAuthenticated(_)
                             | ImageError::Forbidden(_)
                     ) =>
                 {
@@ -282,7 +256,7 @@ impl<S: ImageService> Service<ImageRequest> for Notifier<S> {
                 }
                 (_, result) => result,
             }
-        })
+        }
     }
 }
 
@@ -341,6 +315,7 @@ impl EventSink for MemorySink {
 mod tests {
     use super::*;
     use crate::{ImageData, RequestContext};
+    use tower::{Layer, ServiceExt};
 
     fn core() -> impl ImageService {
         tower::service_fn(|req: ImageRequest| async move {
@@ -350,6 +325,9 @@ mod tests {
                 image.deleted_at = Some(Utc::now());
             }
             if let Operation::Upload { .. } = req.op {
+                // As the core does: the record read before the data came stays
+                // in the request.
+                req.ctx.loaded.keep(image.clone());
                 image.status = crate::ImageStatus::Active;
             }
             Ok(ImageResponse::image(image))

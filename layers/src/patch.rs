@@ -86,7 +86,7 @@ pub enum Attribute {
 }
 
 fn schema_error(reason: impl std::fmt::Display) -> ImageError {
-    ImageError::BadRequest(format!(
+    ImageError::Invalid(format!(
         "Provided object does not match schema 'image': {reason}"
     ))
 }
@@ -184,7 +184,7 @@ pub fn parse_attribute(key: &str, value: &Value) -> Result<Attribute, ImageError
 /// Tags are strings of at most 255 characters.
 pub fn check_tag(tag: &str) -> Result<&str, ImageError> {
     if tag.chars().count() > 255 {
-        return Err(ImageError::BadRequest(format!(
+        return Err(ImageError::Invalid(format!(
             "Provided object does not match schema 'image': '{tag}' is too long"
         )));
     }
@@ -276,7 +276,7 @@ fn python_str(v: &Value) -> String {
 /// checking each change as Glance's deserializer does before the image is read:
 /// operation, pointer, path depth, value present, attribute writable, value valid.
 pub fn parse_changes(doc: &Value, draft4: bool) -> Result<Vec<Change>, ImageError> {
-    let bad = |m: &str| ImageError::BadRequest(m.to_string());
+    let bad = |m: &str| ImageError::Invalid(m.to_string());
     let list = doc
         .as_array()
         .ok_or_else(|| bad("Request body must be a JSON array of operation objects."))?;
@@ -466,7 +466,7 @@ fn python_space(c: char) -> bool {
 /// slashes counts as one, and `~` only in `~0` and `~1`. Each token is trimmed
 /// of whitespace, so `/` is the one token `""` and `/ name ` is `name`.
 fn decode_pointer(path: &str) -> Result<Vec<String>, ImageError> {
-    let refuse = |why: &str| ImageError::BadRequest(format!("Pointer `{path}` {why}"));
+    let refuse = |why: &str| ImageError::Invalid(format!("Pointer `{path}` {why}"));
     let Some(after) = path.strip_prefix('/') else {
         return Err(refuse("does not start with \"/\"."));
     };
@@ -637,11 +637,11 @@ mod tests {
         ));
         assert!(matches!(
             err(json!([{"op":"add","path":"/foo","value":5}])),
-            ImageError::BadRequest(_)
+            ImageError::Invalid(_)
         ));
         assert!(matches!(
             err(json!([{"op":"replace","path":"/min_ram","value":-1}])),
-            ImageError::BadRequest(_)
+            ImageError::Invalid(_)
         ));
         assert!(parse_changes(&json!([{"op":"test","path":"/name","value":"x"}]), false).is_err());
         assert!(
@@ -693,7 +693,7 @@ mod tests {
 
     fn parse_err(path: &str) -> String {
         match parse_changes(&json!([{"op": "add", "path": path, "value": "v"}]), false) {
-            Err(ImageError::BadRequest(m)) => m,
+            Err(ImageError::Invalid(m)) => m,
             other => panic!("{path}: {other:?}"),
         }
     }
@@ -720,7 +720,7 @@ mod tests {
         }
         assert!(matches!(
             parse_changes(&json!([{"op": "add", "path": "/", "value": 5}]), false),
-            Err(ImageError::BadRequest(_))
+            Err(ImageError::Invalid(_))
         ));
         apply_changes(
             &mut img,
@@ -809,7 +809,7 @@ mod tests {
             json!([{"op": "replace", "path": "/locations", "value": null}]),
         ] {
             assert!(
-                matches!(parse(doc.clone()), Err(ImageError::BadRequest(_))),
+                matches!(parse(doc.clone()), Err(ImageError::Invalid(_))),
                 "{doc}"
             );
         }
@@ -818,7 +818,7 @@ mod tests {
     #[test]
     fn operations_and_values_with_glance_messages() {
         let msg = |doc: Value, draft4| match parse_changes(&doc, draft4) {
-            Err(ImageError::BadRequest(m)) => m,
+            Err(ImageError::Invalid(m)) => m,
             other => panic!("{other:?}"),
         };
         assert_eq!(

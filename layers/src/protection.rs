@@ -20,17 +20,12 @@
 //! matches may not be touched at all. Unreadable properties vanish from responses;
 //! a forbidden create, update or delete is a 403, as in Glance.
 
-use std::sync::Arc;
-use std::task::{Context, Poll};
-
 use regex::Regex;
-use tower::{Layer, Service, ServiceExt};
 
 use crate::image::Image;
+use crate::middleware::{Middleware, MiddlewareLayer, Next};
 use crate::patch::{self, KeyKind, PatchOp};
-use crate::{
-    BoxFuture, Identity, ImageError, ImageRequest, ImageResponse, ImageService, Operation,
-};
+use crate::{Identity, ImageError, ImageRequest, ImageResponse, ImageService, Operation};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -151,51 +146,29 @@ fn reserved(key: &str) -> ImageError {
     ImageError::Forbidden(format!("Attribute '{key}' is reserved."))
 }
 
-#[derive(Clone)]
-pub struct PropertyProtectionLayer {
-    rules: Arc<PropertyRules>,
+/// Glance's property protections: per-property role rules on create, read,
+/// update and delete.
+pub struct PropertyProtection {
+    rules: PropertyRules,
 }
 
-impl PropertyProtectionLayer {
+/// The property protection layer.
+pub type PropertyProtectionLayer = MiddlewareLayer<PropertyProtection>;
+
+impl MiddlewareLayer<PropertyProtection> {
     pub fn new(rules: PropertyRules) -> Self {
-        PropertyProtectionLayer {
-            rules: Arc::new(rules),
-        }
+        MiddlewareLayer::from_middleware(PropertyProtection { rules })
     }
 }
 
-impl<S> Layer<S> for PropertyProtectionLayer {
-    type Service = PropertyProtection<S>;
-
-    fn layer(&self, inner: S) -> PropertyProtection<S> {
-        PropertyProtection {
-            inner,
-            rules: self.rules.clone(),
-        }
-    }
-}
-
-/// The service made by [`PropertyProtectionLayer`].
-#[derive(Clone)]
-pub struct PropertyProtection<S> {
-    inner: S,
-    rules: Arc<PropertyRules>,
-}
-
-impl<S: ImageService> Service<ImageRequest> for PropertyProtection<S> {
-    type Response = ImageResponse;
-    type Error = ImageError;
-    type Future = BoxFuture<Result<ImageResponse, ImageError>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ImageError>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: ImageRequest) -> Self::Future {
-        let fresh = self.inner.clone();
-        let mut inner = crate::take_ready(&mut self.inner);
-        let rules = self.rules.clone();
-        Box::pin(async move {
+impl Middleware for PropertyProtection {
+    async fn call<S: ImageService>(
+        &self,
+        req: ImageRequest,
+        next: Next<S>,
+    ) -> Result<ImageResponse, ImageError> {
+        let rules = &self.rules;
+        {
             let roles = req
                 .ctx
                 .identity()
@@ -212,8 +185,12 @@ impl<S: ImageService> Service<ImageRequest> for PropertyProtection<S> {
                     }
                 }
                 Operation::Update { id, changes } => {
-                    let current = fresh
-                        .oneshot(req.derive(Operation::Get { id: id.clone() }))
+                    // Read through the rest of the stack, so the policy below
+                    // judges whether the caller may see it; the record it loads
+                    // stays in the request for the update.
+                    let current = next
+                        .clone()
+                        .run(req.derive(Operation::Get { id: id.clone() }))
                         .await?
                         .into_image()?;
                     // What the caller can see of the properties, as the changes apply.
@@ -257,7 +234,7 @@ impl<S: ImageService> Service<ImageRequest> for PropertyProtection<S> {
                 }
                 _ => {}
             }
-            let mut resp = inner.call(req).await?;
+            let mut resp = next.run(req).await?;
             match &mut resp {
                 ImageResponse::Image(i) | ImageResponse::NoData(i) => rules.redact(i, &roles),
                 ImageResponse::Data(d) => rules.redact(&mut d.image, &roles),
@@ -267,7 +244,7 @@ impl<S: ImageService> Service<ImageRequest> for PropertyProtection<S> {
                 _ => {}
             }
             Ok(resp)
-        })
+        }
     }
 }
 
@@ -277,7 +254,8 @@ mod tests {
     use crate::patch::parse_changes;
     use crate::{NewImage, RequestContext};
     use serde_json::json;
-    use std::sync::Mutex;
+    use std::sync::{Arc, Mutex};
+    use tower::{Layer, ServiceExt};
 
     const RULES: &str = "
 # billing is for admins to write and members to read

@@ -49,7 +49,8 @@ pub enum Operation {
     Delete {
         id: String,
     },
-    /// `PUT /file`: the location layer turns it into the three steps below.
+    /// `PUT /file`: the location layer streams it into a store under an upload
+    /// lease taken from the image records ([`crate::uploads::UploadRecords`]).
     Upload {
         id: String,
         data: ImageData,
@@ -99,19 +100,17 @@ pub enum Operation {
         id: String,
         store_id: String,
     },
-    /// Forget one location of an image (issued by the location layer).
-    RemoveLocation {
-        id: String,
-        url: String,
-    },
-    /// `GET /v2/info/stores[/detail]`, answered by the location layer.
+    /// `GET /v2/info/stores[/detail]`. The location layer describes its stores;
+    /// without it there are none.
     StoresInfo {
         detail: bool,
     },
-    /// `GET /v2/info/usage`, answered by the quota layer.
+    /// `GET /v2/info/usage`. The quota layer reports limits and usage; without it
+    /// nothing is limited and the report is empty, as Glance's without unified
+    /// limits.
     Usage,
     /// Only that the caller is known: for what the API serves by itself
-    /// (schemas, `/v2/info/import`). Answered by the policy layer.
+    /// (schemas, `/v2/info/import`).
     Authenticate,
 }
 
@@ -136,7 +135,6 @@ impl Operation {
             Operation::UpdateMember { .. } => "modify_member",
             Operation::DeleteMember { .. } => "delete_member",
             Operation::DeleteFromStore { .. } => "delete_image_location",
-            Operation::RemoveLocation { .. } => "remove_location",
             Operation::StoresInfo { detail: false } => "stores_info",
             Operation::StoresInfo { detail: true } => "stores_info_detail",
             Operation::Usage => "get_usage",
@@ -166,8 +164,7 @@ impl Operation {
             | Operation::GetMember { id, .. }
             | Operation::UpdateMember { id, .. }
             | Operation::DeleteMember { id, .. }
-            | Operation::DeleteFromStore { id, .. }
-            | Operation::RemoveLocation { id, .. } => Some(id),
+            | Operation::DeleteFromStore { id, .. } => Some(id),
         }
     }
 }

@@ -30,14 +30,14 @@ impl From<StoreError> for ImageError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(_) => ImageError::NotFound("Image data not found.".into()),
-            StoreError::Full => ImageError::TooLarge("Image storage media is full.".into()),
+            StoreError::Full => ImageError::StoreFull("Image storage media is full.".into()),
             StoreError::NotSupported(what) => {
-                ImageError::BadRequest(format!("The store does not support {what}."))
+                ImageError::Unsupported(format!("The store does not support {what}."))
             }
             StoreError::Data(e) => e,
             e @ StoreError::Backend { .. } => {
                 tracing::error!(error = %e, "store failure");
-                ImageError::Unavailable("The image store is not available.".into())
+                ImageError::unavailable("The image store is not available.", None)
             }
         }
     }

@@ -1,8 +1,9 @@
-//! What the location layer asks of the image records while it streams an upload
-//! into a store. The core implements it; the location layer is handed it, as the
-//! policy layer is handed an [`ImageLookup`](crate::policy::ImageLookup). These
-//! steps are not [`Operation`](crate::Operation)s: no client asks for them and no
-//! other layer has a say in them.
+//! What the location layer asks of the image records while it moves data: the
+//! steps of an upload, and forgetting a location whose data it removes. The core
+//! implements it; the location layer is handed it, as the policy layer is handed
+//! an [`ImageLookup`](crate::policy::ImageLookup). These steps are not
+//! [`Operation`](crate::Operation)s: no client asks for them and no other layer
+//! has a say in them.
 //!
 //! An upload runs under a lease: from `begin` (the image goes `saving`) until
 //! `finish` (it goes `active`, in the same transaction that releases the lease) or
@@ -10,9 +11,11 @@
 //! that node dies its uploads can be found, their data removed and their images
 //! put back in `queued`.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
-use crate::{Image, ImageError, StoredData};
+use crate::{Image, ImageError, RequestContext, StoredData};
 
 /// An upload's hold on its image while the data flows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,13 +24,22 @@ pub struct UploadLease {
     pub id: String,
     pub image_id: String,
     pub store_id: String,
+    /// The image as it was when the upload began (`queued`).
+    pub image: Arc<Image>,
 }
 
 #[async_trait]
 pub trait UploadRecords: Send + Sync + 'static {
     /// `queued → saving` under a new lease. A 400 when the image lacks its disk
     /// or container format, a 409 from any status but `queued`.
-    async fn begin(&self, image_id: &str, store_id: &str) -> Result<UploadLease, ImageError>;
+    /// `ctx` is the upload request's: its [`LoadedImage`](crate::context::LoadedImage)
+    /// spares a read.
+    async fn begin(
+        &self,
+        ctx: &RequestContext,
+        image_id: &str,
+        store_id: &str,
+    ) -> Result<UploadLease, ImageError>;
 
     /// Records what the store must remove should the upload never finish.
     async fn note_partial(&self, lease: &UploadLease, partial: &str) -> Result<(), ImageError>;
@@ -48,4 +60,8 @@ pub trait UploadRecords: Send + Sync + 'static {
     /// This node stops holding the lease without settling it (the records could
     /// not be reached): recovery takes the upload back and removes its data.
     fn forget(&self, lease: &UploadLease);
+
+    /// Forgets one location of `image` (whose data the caller removes next) and
+    /// answers the image without it; `NotFound` if it has no such location.
+    async fn remove_location(&self, image: &Image, url: &str) -> Result<Image, ImageError>;
 }

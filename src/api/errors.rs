@@ -6,20 +6,44 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 
 use super::body::{ApiBody, full};
 
-/// The status a domain error maps to.
+/// Why a request failed: what the domain said, or what only the HTTP side can
+/// find wrong with a request.
+#[derive(Debug)]
+pub enum ApiError {
+    Image(ImageError),
+    /// The body comes in a media type this route does not take.
+    UnsupportedMediaType(String),
+    /// The JSON body is over `max_json_body`.
+    BodyTooLarge,
+}
+
+impl From<ImageError> for ApiError {
+    fn from(e: ImageError) -> Self {
+        ApiError::Image(e)
+    }
+}
+
+/// The status a domain error maps to: Glance's choice for each meaning.
 pub fn status_of(err: &ImageError) -> StatusCode {
     match err {
-        ImageError::BadRequest(_) | ImageError::ClientGone => StatusCode::BAD_REQUEST,
-        ImageError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+        // A client that went away gets nothing; 400 is only for the access log.
+        ImageError::Invalid(_) | ImageError::Unsupported(_) | ImageError::ClientGone => {
+            StatusCode::BAD_REQUEST
+        }
+        ImageError::NotAuthenticated(_) => StatusCode::UNAUTHORIZED,
         ImageError::Forbidden(_) => StatusCode::FORBIDDEN,
         ImageError::NotFound(_) => StatusCode::NOT_FOUND,
         ImageError::Conflict(_) => StatusCode::CONFLICT,
-        ImageError::Gone(_) => StatusCode::GONE,
-        ImageError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-        ImageError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        // glance_store's StoreAddDisabled and Glance's "deleted during upload"
+        // are both HTTPGone.
+        ImageError::StoreReadOnly(_) | ImageError::DeletedDuringUpload(_) => StatusCode::GONE,
+        // Glance answers StorageFull, StorageQuotaFull, ImageSizeLimitExceeded and
+        // the count limits alike with HTTPRequestEntityTooLarge.
+        ImageError::QuotaExceeded { .. } | ImageError::StoreFull(_) => {
+            StatusCode::PAYLOAD_TOO_LARGE
+        }
         ImageError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
-        ImageError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-        ImageError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        ImageError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -39,7 +63,7 @@ fn title(status: StatusCode) -> &'static str {
 /// The message a client sees for an error.
 fn explanation(err: &ImageError) -> String {
     match err {
-        ImageError::Internal(_) => {
+        ImageError::Internal { .. } => {
             "The server has either erred or is incapable of performing the requested operation."
                 .into()
         }
@@ -53,17 +77,24 @@ fn explanation(err: &ImageError) -> String {
 /// With Keystone in front (`www_authenticate` set to its URI), a 401 is
 /// keystonemiddleware's: always JSON, naming where to authenticate.
 pub fn error_response(
-    err: &ImageError,
+    err: &ApiError,
     request_headers: &HeaderMap,
     www_authenticate: Option<&str>,
 ) -> Response<ApiBody> {
-    let status = status_of(err);
-    if let ImageError::Internal(cause) = err {
-        tracing::error!(%cause, "internal error");
-    }
+    let (status, explanation) = match err {
+        ApiError::Image(e) => {
+            log_cause(e);
+            (status_of(e), explanation(e))
+        }
+        ApiError::UnsupportedMediaType(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, m.clone()),
+        ApiError::BodyTooLarge => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "The request body is too large.".to_string(),
+        ),
+    };
     let mut resp = match www_authenticate {
         Some(_) if status == StatusCode::UNAUTHORIZED => keystone_unauthorized(),
-        _ => webob_error(status, &explanation(err), request_headers),
+        _ => webob_error(status, &explanation, request_headers),
     };
     if status == StatusCode::UNAUTHORIZED {
         let uri = www_authenticate.unwrap_or_default().replace('"', "%22");
@@ -72,6 +103,26 @@ pub fn error_response(
         }
     }
     resp
+}
+
+/// Internal errors and outages are logged with their whole cause chain; the client
+/// sees only the fixed wording.
+fn log_cause(err: &ImageError) {
+    let (ImageError::Internal { .. } | ImageError::Unavailable { .. }) = err else {
+        return;
+    };
+    let mut chain = String::new();
+    let mut cause = std::error::Error::source(err);
+    while let Some(c) = cause {
+        chain.push_str(": ");
+        chain.push_str(&c.to_string());
+        cause = c.source();
+    }
+    if matches!(err, ImageError::Internal { .. }) {
+        tracing::error!(error = %err, cause = %chain, "internal error");
+    } else {
+        tracing::warn!(error = %err, cause = %chain, "backend unavailable");
+    }
 }
 
 /// keystonemiddleware's refusal of a missing, invalid or expired token.
@@ -193,7 +244,7 @@ mod tests {
         if let Some(a) = accept {
             h.insert(header::ACCEPT, HeaderValue::from_str(a).unwrap());
         }
-        let resp = error_response(&err, &h, None);
+        let resp = error_response(&ApiError::Image(err), &h, None);
         let status = resp.status();
         let ct = resp.headers()[header::CONTENT_TYPE]
             .to_str()
@@ -234,7 +285,7 @@ mod tests {
     #[tokio::test]
     async fn internal_causes_are_not_shown() {
         let (s, _, body) = render(
-            ImageError::Internal("password=hunter2".into()),
+            ImageError::internal("password=hunter2"),
             Some("application/json"),
         )
         .await;

@@ -5,14 +5,19 @@
 //! status codes, headers and bodies. It holds no image logic of its own.
 
 mod body;
+mod data;
+mod discovery;
 mod errors;
+mod images;
 #[doc(hidden)] // public for benches/render.rs only
 pub mod json;
+mod members;
 pub mod parse;
 #[doc(hidden)] // public for benches/render.rs only
 pub mod render;
 mod routes;
 mod schemas;
+mod tags;
 mod versions;
 
 use std::collections::BTreeMap;
@@ -21,17 +26,17 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use futures_util::{StreamExt, TryStreamExt};
 use glance_layers::{
-    BoxFuture, BoxImageService, Credentials, ImageData, ImageError, ImageRequest, ImageResponse,
-    MemberStatus, Operation, RequestContext,
+    BoxFuture, BoxImageService, Credentials, ImageError, ImageRequest, ImageResponse, Operation,
+    RequestContext,
 };
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header, request::Parts};
-use http_body::{Body, Frame};
-use http_body_util::{BodyExt, Limited, StreamBody};
+use http_body::Body;
+use http_body_util::{BodyExt, Limited};
 use tower::{Service, ServiceExt};
 
 pub use body::{ApiBody, BoxError};
+use errors::ApiError;
 pub use errors::{status_of, webob_error};
 use parse::PageLimits;
 use routes::Route;
@@ -128,11 +133,18 @@ fn ignores_body(route: &Route, method: &Method) -> bool {
 }
 
 /// What reading a request body failed with, as the client should learn it.
-fn body_error(e: BoxError) -> ImageError {
+fn body_error(e: BoxError) -> ApiError {
     if e.is::<http_body_util::LengthLimitError>() {
-        ImageError::TooLarge("The request body is too large.".into())
-    } else if let Some(idle) = e.downcast_ref::<body::BodyIdle>() {
-        ImageError::BadRequest(format!(
+        ApiError::BodyTooLarge
+    } else {
+        stream_error(e).into()
+    }
+}
+
+/// What a failing image data stream means to the upload it feeds.
+fn stream_error(e: BoxError) -> ImageError {
+    if let Some(idle) = e.downcast_ref::<body::BodyIdle>() {
+        ImageError::Invalid(format!(
             "No request body data was received for {} seconds.",
             idle.0.as_secs()
         ))
@@ -262,16 +274,14 @@ impl Api {
         };
         let route = Route::parse(rest);
         let result = if route == Route::NotFound {
-            Err(not_found())
+            Err(not_found().into())
         } else if !route.methods().contains(&parts.method) {
             return self.method_not_allowed(&route, &parts);
         } else if !route.takes_body(&parts.method)
             && !ignores_body(&route, &parts.method)
             && has_body(&parts.headers)
         {
-            Err(ImageError::BadRequest(
-                "A body is not expected with this request.".into(),
-            ))
+            Err(ImageError::Invalid("A body is not expected with this request.".into()).into())
         } else {
             self.dispatch(route.clone(), &parts, body, &base).await
         };
@@ -322,6 +332,7 @@ impl Api {
                 .to_string(),
             credentials: credentials(&parts.headers),
             identity: None,
+            loaded: Default::default(),
         }
     }
 
@@ -333,7 +344,7 @@ impl Api {
         self.stack.clone().oneshot(ImageRequest::new(ctx, op)).await
     }
 
-    async fn json_body<B>(&self, body: B) -> Result<serde_json::Value, ImageError>
+    async fn json_body<B>(&self, body: B) -> Result<serde_json::Value, ApiError>
     where
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
@@ -342,346 +353,66 @@ impl Api {
             .collect()
             .await
             .map_err(body_error)?;
-        parse::json_body(&collected.to_bytes())
+        Ok(parse::json_body(&collected.to_bytes())?)
     }
 
+    /// Hands the request to the resource it is for.
     async fn dispatch<B>(
         &self,
         route: Route,
         parts: &Parts,
         body: B,
         base: &str,
-    ) -> Result<Response<ApiBody>, ImageError>
+    ) -> Result<Response<ApiBody>, ApiError>
     where
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
         let ctx = self.context(parts);
-        let image_of = |resp: ImageResponse| resp.into_image();
-        Ok(match (route, &parts.method) {
-            (Route::Images, &Method::GET) => {
-                let pairs: Vec<(String, String)> =
-                    form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
-                        .into_owned()
-                        .collect();
-                let query = parse::list_query(&pairs, self.config.page_limits)?;
-                let limit = query.limit;
-                let ImageResponse::Images(page) =
-                    self.call_stack(ctx, Operation::List(query)).await?
-                else {
-                    return Err(ImageError::internal("list answered with something else"));
-                };
-                ok_json(StatusCode::OK, &list_body(&page.images, &pairs, limit))
+        let m = &parts.method;
+        match route {
+            Route::Images if m == Method::GET => images::list(self, ctx, parts).await,
+            Route::Images if m == Method::POST => images::create(self, ctx, body, base).await,
+            Route::Image(id) if m == Method::GET => images::show(self, ctx, id).await,
+            Route::Image(id) if m == Method::PATCH => {
+                images::update(self, ctx, id, parts, body).await
             }
-            (Route::Images, &Method::POST) => {
-                let new = parse::new_image(&self.json_body(body).await?)?;
-                let image = image_of(self.call_stack(ctx, Operation::Create(new)).await?)?;
-                let mut resp = ok_json(StatusCode::CREATED, &render::image(&image));
-                if let Ok(loc) = HeaderValue::from_str(&format!("{base}/v2/images/{}", image.id)) {
-                    resp.headers_mut().insert(header::LOCATION, loc);
-                }
-                if !self.config.store_ids.is_empty()
-                    && let Ok(v) = HeaderValue::from_str(&self.config.store_ids.join(","))
-                {
-                    resp.headers_mut().insert("openstack-image-store-ids", v);
-                }
-                resp
+            Route::Image(id) if m == Method::DELETE => images::delete(self, ctx, id).await,
+            Route::Deactivate(id) => images::deactivate(self, ctx, id).await,
+            Route::Reactivate(id) => images::reactivate(self, ctx, id).await,
+            Route::ImageFile(id) if m == Method::PUT => {
+                data::upload(self, ctx, id, parts, body).await
             }
-            (Route::Image(id), &Method::GET) => {
-                let image = image_of(self.call_stack(ctx, Operation::Get { id }).await?)?;
-                ok_json(StatusCode::OK, &render::image(&image))
+            Route::ImageFile(id) if m == Method::GET => data::download(self, ctx, id, parts).await,
+            Route::StoreImage(store_id, id) => {
+                data::delete_from_store(self, ctx, id, store_id).await
             }
-            (Route::Image(id), &Method::PATCH) => {
-                let draft4 = match media_type(&parts.headers).as_deref() {
-                    Some("application/openstack-images-v2.1-json-patch") => false,
-                    Some("application/openstack-images-v2.0-json-patch") => true,
-                    other => {
-                        return Err(ImageError::UnsupportedMediaType(format!(
-                            "The request media type {} is not supported by this server.",
-                            other.unwrap_or("${CONTENT_TYPE}")
-                        )));
-                    }
-                };
-                let changes =
-                    glance_layers::patch::parse_changes(&self.json_body(body).await?, draft4)?;
-                let image = image_of(
-                    self.call_stack(ctx, Operation::Update { id, changes })
-                        .await?,
-                )?;
-                ok_json(StatusCode::OK, &render::image(&image))
+            Route::ImageTag(id, tag) if m == Method::PUT => tags::add(self, ctx, id, tag).await,
+            Route::ImageTag(id, tag) if m == Method::DELETE => {
+                tags::delete(self, ctx, id, tag).await
             }
-            (Route::Image(id), &Method::DELETE) => {
-                self.call_stack(ctx, Operation::Delete { id }).await?;
-                body::no_content_html()
+            Route::Members(id) if m == Method::GET => members::list(self, ctx, id).await,
+            Route::Members(id) if m == Method::POST => members::add(self, ctx, id, body).await,
+            Route::Member(id, member) if m == Method::GET => {
+                members::show(self, ctx, id, member).await
             }
-            (Route::ImageFile(id), &Method::PUT) => {
-                match media_type(&parts.headers).as_deref() {
-                    Some("application/octet-stream") => {}
-                    other => {
-                        return Err(ImageError::UnsupportedMediaType(format!(
-                            "Invalid content type {}",
-                            other.unwrap_or("None")
-                        )));
-                    }
-                }
-                let header_u64 = |name: &str| -> Result<Option<u64>, ImageError> {
-                    match parts
-                        .headers
-                        .get(name)
-                        .map(|v| v.to_str().unwrap_or("").trim().to_string())
-                    {
-                        None => Ok(None),
-                        Some(v) => v.parse().map(Some).map_err(|_| {
-                            ImageError::BadRequest(format!("Invalid value for header {name}: {v}"))
-                        }),
-                    }
-                };
-                let expected = match header_u64("x-openstack-image-size")? {
-                    Some(n) => Some(n),
-                    None => header_u64("content-length")?,
-                };
-                let stream = body.into_data_stream().map_err(|e| body_error(e.into()));
-                let data = ImageData::new(stream, expected);
-                let store = parts
-                    .headers
-                    .get("x-image-meta-store")
-                    .and_then(|v| v.to_str().ok())
-                    .map(|s| s.trim().to_string());
-                self.call_stack(ctx, Operation::Upload { id, data, store })
-                    .await?;
-                body::no_content_html()
+            Route::Member(id, member) if m == Method::PUT => {
+                members::update(self, ctx, id, member, body).await
             }
-            (Route::ImageFile(id), &Method::GET) => {
-                let range = match parts.headers.get(header::RANGE) {
-                    Some(v) => Some(parse::range(v.to_str().unwrap_or(""))?),
-                    None => None,
-                };
-                download_response(
-                    self.call_stack(ctx, Operation::Download { id, range })
-                        .await?,
-                )?
+            Route::Member(id, member) if m == Method::DELETE => {
+                members::delete(self, ctx, id, member).await
             }
-            (Route::ImageTag(id, tag), &Method::PUT) => {
-                self.call_stack(ctx, Operation::AddTag { id, tag }).await?;
-                body::no_content_html()
-            }
-            (Route::ImageTag(id, tag), &Method::DELETE) => {
-                self.call_stack(ctx, Operation::DeleteTag { id, tag })
-                    .await?;
-                body::no_content_html()
-            }
-            (Route::Deactivate(id), _) => {
-                self.call_stack(ctx, Operation::Deactivate { id }).await?;
-                body::no_content_html()
-            }
-            (Route::Reactivate(id), _) => {
-                self.call_stack(ctx, Operation::Reactivate { id }).await?;
-                body::no_content_html()
-            }
-            (Route::Members(id), &Method::GET) => {
-                match self.call_stack(ctx, Operation::ListMembers { id }).await? {
-                    ImageResponse::Members(ms) => ok_json(StatusCode::OK, &render::members(&ms)),
-                    _ => return Err(ImageError::internal("members answered with something else")),
-                }
-            }
-            (Route::Members(id), &Method::POST) => {
-                let body = self.json_body(body).await?;
-                let member_id = match body.get("member") {
-                    None => {
-                        return Err(ImageError::BadRequest(
-                            "Member to be added not specified".into(),
-                        ));
-                    }
-                    Some(serde_json::Value::String(s)) if s.is_empty() => {
-                        return Err(ImageError::BadRequest("Member can't be empty".into()));
-                    }
-                    Some(serde_json::Value::String(s)) => s.clone(),
-                    Some(other) => other.to_string(),
-                };
-                member_response(
-                    self.call_stack(ctx, Operation::AddMember { id, member_id })
-                        .await?,
-                )?
-            }
-            (Route::Member(id, member_id), &Method::GET) => member_response(
-                self.call_stack(ctx, Operation::GetMember { id, member_id })
-                    .await?,
-            )?,
-            (Route::Member(id, member_id), &Method::PUT) => {
-                let body = self.json_body(body).await?;
-                let status: MemberStatus = match body.get("status") {
-                    None => return Err(ImageError::BadRequest("Status not specified".into())),
-                    Some(v) => v.as_str().and_then(|s| s.parse().ok()).ok_or_else(|| {
-                        ImageError::BadRequest("Incorrect request: Status must be \"pending\", \"accepted\" or \"rejected\".".into())
-                    })?,
-                };
-                member_response(
-                    self.call_stack(
-                        ctx,
-                        Operation::UpdateMember {
-                            id,
-                            member_id,
-                            status,
-                        },
-                    )
-                    .await?,
-                )?
-            }
-            (Route::Member(id, member_id), &Method::DELETE) => {
-                self.call_stack(ctx, Operation::DeleteMember { id, member_id })
-                    .await?;
-                body::no_content()
-            }
-            (Route::Schema(name), _) => {
-                self.call_stack(ctx, Operation::Authenticate).await?;
-                let doc = schemas::document(name).ok_or_else(not_found)?;
-                body::json(StatusCode::OK, doc.to_vec())
-            }
-            (Route::OpenApi, _) => {
-                self.call_stack(ctx, Operation::Authenticate).await?;
-                body::json(StatusCode::OK, OPENAPI.to_vec())
-            }
-            (Route::StoreImage(store_id, id), _) => {
-                self.call_stack(ctx, Operation::DeleteFromStore { id, store_id })
-                    .await?;
-                body::no_content_html()
-            }
-            (Route::InfoImport, _) => {
-                self.call_stack(ctx, Operation::Authenticate).await?;
-                ok_json(
-                    StatusCode::OK,
-                    &serde_json::json!({"import-methods": {
-                        "description": "Import methods available.",
-                        "type": "array",
-                        "value": [],
-                    }}),
-                )
-            }
-            (Route::InfoStores { detail }, _) => {
-                match self
-                    .call_stack(ctx, Operation::StoresInfo { detail })
-                    .await?
-                {
-                    ImageResponse::Stores(s) => {
-                        ok_json(StatusCode::OK, &render::stores(&s, detail))
-                    }
-                    _ => return Err(ImageError::internal("stores answered with something else")),
-                }
-            }
-            (Route::InfoUsage, _) => match self.call_stack(ctx, Operation::Usage).await? {
-                ImageResponse::Usage(u) => ok_json(StatusCode::OK, &render::usage(&u)),
-                _ => return Err(ImageError::internal("usage answered with something else")),
-            },
-            _ => return Err(not_found()),
-        })
-    }
-}
-
-fn member_response(resp: ImageResponse) -> Result<Response<ApiBody>, ImageError> {
-    match resp {
-        ImageResponse::Member(m) => Ok(body::json(
-            StatusCode::OK,
-            json::to_vec(&render::member(&m)),
-        )),
-        _ => Err(ImageError::internal(
-            "member operation answered with something else",
-        )),
-    }
-}
-
-/// A list page: `images`, `first`, `schema`, then `next` when the page is full.
-#[derive(serde::Serialize)]
-struct ListBody<'a> {
-    images: Vec<render::ImageJson<'a>>,
-    first: String,
-    schema: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next: Option<String>,
-}
-
-/// `first` and `next` as Glance writes them: the request's query re-encoded, each
-/// parameter once (last value, first position), without `marker`.
-fn list_body<'a>(
-    images: &'a [glance_layers::Image],
-    pairs: &[(String, String)],
-    limit: u64,
-) -> ListBody<'a> {
-    let mut seen: Vec<(&str, &str)> = Vec::new();
-    for (k, v) in pairs.iter().filter(|(k, _)| k != "marker") {
-        match seen.iter_mut().find(|(sk, _)| *sk == k.as_str()) {
-            Some(slot) => slot.1 = v.as_str(),
-            None => seen.push((k.as_str(), v.as_str())),
+            Route::Schema(name) => discovery::schema(self, ctx, name).await,
+            Route::OpenApi => discovery::openapi(self, ctx).await,
+            Route::InfoImport => discovery::import_info(self, ctx).await,
+            Route::InfoStores { detail } => discovery::stores(self, ctx, detail).await,
+            Route::InfoUsage => discovery::usage(self, ctx).await,
+            _ => Err(not_found().into()),
         }
-    }
-    let query: Vec<String> = seen
-        .iter()
-        .map(|(k, v)| format!("{}={}", parse::quote_plus(k), parse::quote_plus(v)))
-        .collect();
-    let first = if query.is_empty() {
-        "/v2/images".to_string()
-    } else {
-        format!("/v2/images?{}", query.join("&"))
-    };
-    let next = images
-        .last()
-        .filter(|_| limit > 0 && images.len() as u64 == limit)
-        .map(|last| {
-            let sep = if first.contains('?') { '&' } else { '?' };
-            format!("{first}{sep}marker={}", last.id)
-        });
-    ListBody {
-        images: images.iter().map(render::image).collect(),
-        first,
-        schema: "/v2/schemas/images",
-        next,
     }
 }
 
 /// A JSON response in Glance's formatting.
 fn ok_json<T: serde::Serialize + ?Sized>(status: StatusCode, v: &T) -> Response<ApiBody> {
     body::json(status, json::to_vec(v))
-}
-
-fn download_response(resp: ImageResponse) -> Result<Response<ApiBody>, ImageError> {
-    let download = match resp {
-        ImageResponse::Data(d) => d,
-        ImageResponse::NoData(_) => return Ok(body::no_content()),
-        _ => {
-            return Err(ImageError::internal(
-                "download answered with something else",
-            ));
-        }
-    };
-    let size = download.image.size.unwrap_or_default();
-    let frames = download
-        .data
-        .map_ok(Frame::data)
-        .map_err(|e| -> BoxError { Box::new(e) });
-    let mut resp = Response::new(StreamBody::new(frames.boxed()).boxed_unsync());
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(download.length));
-    if let Some(md5) = download
-        .image
-        .checksum
-        .as_deref()
-        .and_then(|c| HeaderValue::from_str(c).ok())
-    {
-        h.insert("content-md5", md5);
-    }
-    if let Some(r) = &download.range {
-        *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
-        if let Ok(v) = HeaderValue::from_str(&format!(
-            "bytes {}-{}/{}",
-            r.start,
-            r.end.saturating_sub(1),
-            size
-        )) {
-            resp.headers_mut().insert(header::CONTENT_RANGE, v);
-        }
-    }
-    Ok(resp)
 }

@@ -12,7 +12,7 @@ use glance_layers::{ByteRange, ImageError, NewImage};
 use serde_json::Value;
 
 fn bad(msg: impl Into<String>) -> ImageError {
-    ImageError::BadRequest(msg.into())
+    ImageError::Invalid(msg.into())
 }
 
 /// Whether `s` has the shape Glance's schema requires of an image id.
@@ -493,7 +493,7 @@ mod tests {
         assert_eq!(range("bytes=10-").unwrap(), ByteRange::From(10));
         assert!(matches!(
             range("bytes=0-1,5-6"),
-            Err(ImageError::BadRequest(_))
+            Err(ImageError::Invalid(_))
         ));
         assert!(matches!(
             range("garbage"),
@@ -542,10 +542,7 @@ mod tests {
                 "{refused}"
             );
         }
-        assert!(matches!(
-            range("items=1-2,3"),
-            Err(ImageError::BadRequest(_))
-        ));
+        assert!(matches!(range("items=1-2,3"), Err(ImageError::Invalid(_))));
     }
 
     #[test]
@@ -573,7 +570,7 @@ mod tests {
             err(r#"{"status":"active"}"#),
             ImageError::Forbidden(_)
         ));
-        assert!(matches!(err(r#"{"id":"nope"}"#), ImageError::BadRequest(_)));
+        assert!(matches!(err(r#"{"id":"nope"}"#), ImageError::Invalid(_)));
         assert!(matches!(
             err(r#"{"os_glance_x":"y"}"#),
             ImageError::Forbidden(_)
@@ -582,13 +579,10 @@ mod tests {
             err(r#"{"locations":[]}"#),
             ImageError::Forbidden(_)
         ));
-        assert!(matches!(err(r#"{"foo":5}"#), ImageError::BadRequest(_)));
-        assert!(matches!(json_body(b"{"), Err(ImageError::BadRequest(_))));
-        assert!(matches!(json_body(b""), Err(ImageError::BadRequest(_))));
-        assert!(matches!(
-            json_body(b"\"s\""),
-            Err(ImageError::BadRequest(_))
-        ));
+        assert!(matches!(err(r#"{"foo":5}"#), ImageError::Invalid(_)));
+        assert!(matches!(json_body(b"{"), Err(ImageError::Invalid(_))));
+        assert!(matches!(json_body(b""), Err(ImageError::Invalid(_))));
+        assert!(matches!(json_body(b"\"s\""), Err(ImageError::Invalid(_))));
         assert!(is_uuid("f7b76706-05e1-4f3a-abbe-b3d226264d33"));
         assert!(!is_uuid("f7b76706-05e1-4f3a-abbe-b3d226264d3"));
     }

@@ -21,26 +21,34 @@ type Result<T> = std::result::Result<T, ImageError>;
 pub const UPLOAD: &str = "upload";
 
 impl Repo {
-    /// `queued → saving` and the lease, in one transaction; `false` (and no lease)
-    /// when the image was not `queued`.
+    /// The lease, then `queued → saving`; `false` (and no lease) when the image
+    /// was not `queued`. Two statements and no transaction: a crash between them
+    /// leaves a lease on a `queued` image, which recovery settles like any other
+    /// (no data to remove, nothing to requeue). The other order could leave a
+    /// `saving` image that no lease accounts for.
     pub async fn begin_upload(&self, lease: &Lease) -> Result<bool> {
-        let txn = self.writer().begin().await.map_err(db_error)?;
-        if !transition_on(
-            &txn,
+        lease::Entity::insert(lease::ActiveModel::from(lease.clone()))
+            .exec_without_returning(self.writer())
+            .await
+            .map_err(db_error)?;
+        let now = chrono::Utc::now();
+        let saving = transition_on(
+            self.writer(),
             &lease.image_id,
             ImageStatus::Queued,
             ImageStatus::Saving,
+            now,
         )
-        .await?
-        {
-            return Ok(false);
+        .await?;
+        if !saving {
+            lease::Entity::delete_many()
+                .filter(Column::Id.eq(&lease.id))
+                .filter(Column::BootId.eq(&lease.boot_id))
+                .exec(self.writer())
+                .await
+                .map_err(db_error)?;
         }
-        lease::Entity::insert(lease::ActiveModel::from(lease.clone()))
-            .exec_without_returning(&txn)
-            .await
-            .map_err(db_error)?;
-        txn.commit().await.map_err(db_error)?;
-        Ok(true)
+        Ok(saving)
     }
 
     pub async fn note_partial(&self, id: &str, boot_id: &str, partial: &str) -> Result<bool> {
@@ -87,6 +95,7 @@ impl Repo {
             &held.image_id,
             ImageStatus::Saving,
             ImageStatus::Queued,
+            chrono::Utc::now(),
         )
         .await?;
         if data_left || held.partial.is_some() {
@@ -176,6 +185,7 @@ impl Repo {
                 &claimed.image_id,
                 ImageStatus::Saving,
                 ImageStatus::Queued,
+                chrono::Utc::now(),
             )
             .await?;
         lease::Entity::delete_many()

@@ -166,7 +166,7 @@ impl Repo {
             .all(self.connection())
             .await
             .map_err(db_error)?;
-        self.hydrate(rows, super::repo::Children::All).await
+        self.hydrate(rows).await
     }
 
     /// The query [`Repo::list`] runs for the page's rows (the marker row already
@@ -235,7 +235,7 @@ impl Repo {
                 .await
                 .map_err(db_error)?
                 .ok_or_else(|| {
-                    ImageError::BadRequest(format!("No image found with ID {marker_id}"))
+                    ImageError::Invalid(format!("No image found with ID {marker_id}"))
                 })?;
             cond = cond.add(after_marker(&q.sort, &marker));
         }

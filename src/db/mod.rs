@@ -5,9 +5,10 @@ pub mod leases;
 pub mod list;
 mod repo;
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use glance_layers::ImageError;
+use glance_layers::{ErrorSource, ImageError};
 use glance_migrations::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 
@@ -101,10 +102,16 @@ pub async fn migrate(url: &str) -> Result<(), DbErr> {
 pub(crate) fn db_error(e: DbErr) -> ImageError {
     if is_unavailable(&e) {
         tracing::error!(error = %e, "database unavailable");
-        ImageError::Unavailable("The database is not available.".into())
+        ImageError::unavailable(
+            "The database is not available.",
+            Some(Arc::new(e) as ErrorSource),
+        )
     } else {
         tracing::error!(error = %e, "database error");
-        ImageError::internal(e)
+        ImageError::Internal {
+            message: "database error".into(),
+            source: Some(Arc::new(e)),
+        }
     }
 }
 

@@ -8,21 +8,14 @@ use glance_layers::quota::Usage;
 use glance_layers::{Image, ImageError, ImageStatus, Member, MemberStatus, StoredData};
 use sea_orm::sea_query::{Expr, SimpleExpr};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    FromQueryResult, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 
 use super::entity::{image, location, member, property, tag};
 use super::{db_error, from_micros, to_micros};
 
 type Result<T> = std::result::Result<T, ImageError>;
-
-/// What to load with an image row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Children {
-    All,
-    Properties,
-}
 
 /// Queries over the image tables. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -98,8 +91,7 @@ impl Repo {
     /// Inserts a new image; `false` when its id was ever used (deleted images keep
     /// their rows, so Glance's "never reuse an id" is the primary key's).
     pub async fn insert(&self, img: &Image) -> Result<bool> {
-        let txn = self.writer.begin().await.map_err(db_error)?;
-        let inserted = image::Entity::insert(image::ActiveModel {
+        let row = image::ActiveModel {
             id: Set(img.id.clone()),
             name: Set(img.name.clone()),
             status: Set(img.status.as_str().into()),
@@ -120,13 +112,26 @@ impl Repo {
             updated_at: Set(to_micros(img.updated_at)),
             deleted: Set(false),
             deleted_at: Set(None),
-        })
-        .exec_without_returning(&txn)
-        .await;
-        match inserted {
-            Err(e) if super::is_duplicate(&e) => return Ok(false),
-            other => other.map_err(db_error)?,
         };
+        let inserted = |e: Option<sea_orm::DbErr>| match e {
+            Some(e) if super::is_duplicate(&e) => Ok(false),
+            Some(e) => Err(db_error(e)),
+            None => Ok(true),
+        };
+        // A bare image is one row: no transaction needed around one statement.
+        if img.properties.is_empty() && img.tags.is_empty() {
+            let res = image::Entity::insert(row)
+                .exec_without_returning(&self.writer)
+                .await;
+            return inserted(res.err());
+        }
+        let txn = self.writer.begin().await.map_err(db_error)?;
+        let res = image::Entity::insert(row)
+            .exec_without_returning(&txn)
+            .await;
+        if !inserted(res.err())? {
+            return Ok(false);
+        }
         insert_properties(&txn, &img.id, img.properties.iter()).await?;
         insert_tags(&txn, &img.id, img.tags.iter()).await?;
         txn.commit().await.map_err(db_error)?;
@@ -134,27 +139,65 @@ impl Repo {
     }
 
     /// The live (not deleted) image with this id, with its properties, tags and
-    /// locations.
+    /// locations, in one statement: the image row joined to the union of its
+    /// children, one result row per child (or one row for a bare image).
     pub async fn get(&self, id: &str) -> Result<Option<Image>> {
-        self.get_with(id, Children::All).await
-    }
-
-    /// The live image with its properties only (no tags, no locations): what the
-    /// policy layer judges by, in two queries rather than four.
-    pub async fn get_for_policy(&self, id: &str) -> Result<Option<Image>> {
-        self.get_with(id, Children::Properties).await
-    }
-
-    async fn get_with(&self, id: &str, children: Children) -> Result<Option<Image>> {
-        let row = image::Entity::find_by_id(id.to_string())
-            .filter(image::Column::Deleted.eq(false))
-            .one(&self.db)
+        let backend = self.db.get_database_backend();
+        let p = |n: usize| match backend {
+            sea_orm::DbBackend::Postgres => format!("${n}"),
+            _ => "?".to_string(),
+        };
+        let sql = format!(
+            "SELECT i.*, c.c_kind, c.c_key, c.c_value FROM images i LEFT JOIN (\
+             SELECT image_id, 1 AS c_kind, name AS c_key, value AS c_value, 0 AS c_ord \
+             FROM image_properties WHERE image_id = {} \
+             UNION ALL SELECT image_id, 2, value, NULL, 0 FROM image_tags WHERE image_id = {} \
+             UNION ALL SELECT image_id, 3, url, metadata, id FROM image_locations \
+             WHERE image_id = {} AND status = 'active'\
+             ) c ON c.image_id = i.id WHERE i.id = {} AND i.deleted = {} \
+             ORDER BY c.c_kind, c.c_ord",
+            p(1),
+            p(2),
+            p(3),
+            p(4),
+            p(5)
+        );
+        let values: [sea_orm::Value; 5] =
+            [id.into(), id.into(), id.into(), id.into(), false.into()];
+        let rows = self
+            .db
+            .query_all_raw(sea_orm::Statement::from_sql_and_values(
+                backend, sql, values,
+            ))
             .await
             .map_err(db_error)?;
-        match row {
-            Some(row) => Ok(self.hydrate(vec![row], children).await?.pop()),
-            None => Ok(None),
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let mut img = image_from_row(image::Model::from_query_result(first, "").map_err(db_error)?);
+        for row in &rows {
+            let kind: Option<i32> = row.try_get("", "c_kind").map_err(db_error)?;
+            let key = || row.try_get::<String>("", "c_key").map_err(db_error);
+            let value = || {
+                row.try_get::<Option<String>>("", "c_value")
+                    .map_err(db_error)
+            };
+            match kind {
+                Some(1) => {
+                    img.properties.insert(key()?, value()?.unwrap_or_default());
+                }
+                Some(2) => {
+                    img.tags.insert(key()?);
+                }
+                Some(3) => img.locations.push(Location {
+                    url: key()?,
+                    metadata: serde_json::from_str(&value()?.unwrap_or_default())
+                        .unwrap_or_default(),
+                }),
+                _ => {}
+            }
         }
+        Ok(Some(img))
     }
 
     /// Whether the image exists but is deleted.
@@ -166,13 +209,8 @@ impl Repo {
             .is_some_and(|r| r.deleted))
     }
 
-    /// Loads the properties (and, for `Children::All`, the tags and locations) of
-    /// many images, one query each.
-    pub(crate) async fn hydrate(
-        &self,
-        rows: Vec<image::Model>,
-        children: Children,
-    ) -> Result<Vec<Image>> {
+    /// Loads the properties, tags and locations of many images, one query each.
+    pub(crate) async fn hydrate(&self, rows: Vec<image::Model>) -> Result<Vec<Image>> {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
@@ -193,9 +231,6 @@ impl Repo {
             if let Some(&i) = index.get(&p.image_id) {
                 images[i].properties.insert(p.name, p.value);
             }
-        }
-        if children == Children::Properties {
-            return Ok(images);
         }
         let tags = tag::Entity::find()
             .filter(tag::Column::ImageId.is_in(ids.clone()))
@@ -298,8 +333,14 @@ impl Repo {
 
     /// `from → to` if the image is in `from`; returns whether it happened. Going back
     /// to `queued` clears the data attributes, as Glance does.
-    pub async fn transition(&self, id: &str, from: ImageStatus, to: ImageStatus) -> Result<bool> {
-        transition_on(&self.writer, id, from, to).await
+    pub async fn transition(
+        &self,
+        id: &str,
+        from: ImageStatus,
+        to: ImageStatus,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool> {
+        transition_on(&self.writer, id, from, to, at).await
     }
 
     /// `saving → active` with the stored data's attributes and location, and the
@@ -311,8 +352,9 @@ impl Repo {
         stored: &StoredData,
         virtual_size: Option<i64>,
         lease: (&str, &str),
+        at: chrono::DateTime<chrono::Utc>,
     ) -> Result<bool> {
-        let now = to_micros(chrono::Utc::now());
+        let now = to_micros(at);
         let txn = self.writer.begin().await.map_err(db_error)?;
         let released = super::entity::lease::Entity::delete_many()
             .filter(super::entity::lease::Column::Id.eq(lease.0))
@@ -381,14 +423,16 @@ impl Repo {
     }
 
     /// Marks the image deleted if it is still in `from`; returns whether it was.
+    /// `has_locations: false` (the caller read none) saves the statement that
+    /// retires locations, and with it the transaction.
     pub async fn soft_delete(
         &self,
         id: &str,
         from: ImageStatus,
         at: chrono::DateTime<chrono::Utc>,
+        has_locations: bool,
     ) -> Result<bool> {
-        let txn = self.writer.begin().await.map_err(db_error)?;
-        let res = image::Entity::update_many()
+        let mark = image::Entity::update_many()
             .col_expr(
                 image::Column::Status,
                 Expr::value(ImageStatus::Deleted.as_str()),
@@ -398,10 +442,13 @@ impl Repo {
             .col_expr(image::Column::UpdatedAt, Expr::value(to_micros(at)))
             .filter(image::Column::Id.eq(id))
             .filter(image::Column::Status.eq(from.as_str()))
-            .filter(image::Column::Deleted.eq(false))
-            .exec(&txn)
-            .await
-            .map_err(db_error)?;
+            .filter(image::Column::Deleted.eq(false));
+        if !has_locations {
+            let res = mark.exec(&self.writer).await.map_err(db_error)?;
+            return Ok(res.rows_affected == 1);
+        }
+        let txn = self.writer.begin().await.map_err(db_error)?;
+        let res = mark.exec(&txn).await.map_err(db_error)?;
         if res.rows_affected == 1 {
             location::Entity::update_many()
                 .col_expr(location::Column::Status, Expr::value("deleted"))
@@ -542,13 +589,11 @@ pub(crate) async fn transition_on<C: ConnectionTrait>(
     id: &str,
     from: ImageStatus,
     to: ImageStatus,
+    at: chrono::DateTime<chrono::Utc>,
 ) -> Result<bool> {
     let mut update = image::Entity::update_many()
         .col_expr(image::Column::Status, Expr::value(to.as_str()))
-        .col_expr(
-            image::Column::UpdatedAt,
-            Expr::value(to_micros(chrono::Utc::now())),
-        );
+        .col_expr(image::Column::UpdatedAt, Expr::value(to_micros(at)));
     if to == ImageStatus::Queued {
         update = update
             .col_expr(image::Column::Size, Expr::value(Option::<i64>::None))

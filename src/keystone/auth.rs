@@ -71,7 +71,7 @@ impl KeystoneAuth {
 }
 
 fn unauthenticated() -> ImageError {
-    ImageError::Unauthorized("The request you have made requires authentication.".into())
+    ImageError::NotAuthenticated("The request you have made requires authentication.".into())
 }
 
 fn to_image_error(e: KeystoneError) -> ImageError {
@@ -79,7 +79,7 @@ fn to_image_error(e: KeystoneError) -> ImageError {
         KeystoneError::InvalidToken => unauthenticated(),
         KeystoneError::Unavailable(cause) => {
             tracing::error!(%cause, "unable to validate token");
-            ImageError::Unavailable("The Keystone service is temporarily unavailable.".into())
+            ImageError::unavailable("The Keystone service is temporarily unavailable.", None)
         }
     }
 }

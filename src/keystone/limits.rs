@@ -114,7 +114,7 @@ impl LimitSource for KeystoneLimits {
     async fn limits(&self, project_id: &str) -> Result<ProjectLimits, ImageError> {
         self.fetch(project_id).await.map_err(|e| {
             tracing::error!(error = %e, "unable to read unified limits");
-            ImageError::Unavailable("Unable to read this project's limits from Keystone.".into())
+            ImageError::unavailable("Unable to read this project's limits from Keystone.", None)
         })
     }
 }

@@ -199,7 +199,13 @@ async fn a_finished_upload_cannot_be_claimed_and_a_claimed_one_cannot_finish() {
     };
     assert!(
         !f.repo
-            .finish_upload(&id, &stored, None, (&lease_id, keeper.boot_id()))
+            .finish_upload(
+                &id,
+                &stored,
+                None,
+                (&lease_id, keeper.boot_id()),
+                chrono::Utc::now()
+            )
             .await
             .unwrap(),
         "the old holder's finish must fail"

@@ -50,11 +50,13 @@ pub struct ImageCore {
 
 type Result<T> = std::result::Result<T, ImageError>;
 
-fn over_quota(what: &str, attempted: usize, max: i64) -> Result<()> {
+/// `resource` is the limit's option name, `what` the words Glance uses for it.
+fn over_quota(resource: &str, what: &str, attempted: usize, max: i64) -> Result<()> {
     if max >= 0 && attempted as i64 > max {
-        return Err(ImageError::TooLarge(format!(
-            "Maximum number of {what} exceeded. Attempted: {attempted}, Maximum: {max}"
-        )));
+        return Err(ImageError::quota_exceeded(
+            resource,
+            format!("Maximum number of {what} exceeded. Attempted: {attempted}, Maximum: {max}"),
+        ));
     }
     Ok(())
 }
@@ -69,11 +71,18 @@ impl ImageCore {
         }
     }
 
-    async fn image(&self, id: &str) -> Result<Image> {
-        self.repo
+    /// The image the request targets: the one a layer above loaded for it, or
+    /// read now and kept for the rest of the request.
+    async fn image(&self, ctx: &RequestContext, id: &str) -> Result<Arc<Image>> {
+        if let Some(image) = ctx.loaded.get(id) {
+            return Ok(image.clone());
+        }
+        let image = self
+            .repo
             .get(id)
             .await?
-            .ok_or_else(|| ImageError::not_found(id))
+            .ok_or_else(|| ImageError::not_found(id))?;
+        Ok(ctx.loaded.keep(image))
     }
 
     fn check_counts(&self, image: &Image) -> Result<()> {
@@ -82,15 +91,27 @@ impl ImageCore {
             .keys()
             .filter(|k| !k.starts_with(patch::RESERVED_NAMESPACE))
             .count();
-        over_quota("image properties", props, self.limits.image_property_quota)?;
-        over_quota("tags", image.tags.len(), self.limits.image_tag_quota)
+        over_quota(
+            "image_property_quota",
+            "image properties",
+            props,
+            self.limits.image_property_quota,
+        )?;
+        over_quota(
+            "image_tag_quota",
+            "tags",
+            image.tags.len(),
+            self.limits.image_tag_quota,
+        )
     }
 
     async fn handle(&self, req: ImageRequest) -> Result<ImageResponse> {
         let ImageRequest { ctx, op } = req;
         match op {
             Operation::Create(new) => self.create(&ctx, new).await.map(ImageResponse::image),
-            Operation::Get { id } => self.image(&id).await.map(ImageResponse::image),
+            Operation::Get { id } => Ok(ImageResponse::image(
+                self.image(&ctx, &id).await?.as_ref().clone(),
+            )),
             Operation::List(q) => {
                 let scope = Scope {
                     project: ctx.project_id(),
@@ -100,31 +121,32 @@ impl ImageCore {
                 Ok(ImageResponse::Images(ImagePage { images }))
             }
             Operation::Update { id, changes } => {
-                let before = self.image(&id).await?;
-                let mut after = before.clone();
+                let before = self.image(&ctx, &id).await?;
+                let mut after = before.as_ref().clone();
                 patch::apply_changes(&mut after, &changes)?;
                 self.check_counts(&after)?;
-                self.save(before, after).await
+                self.save(&before, after).await
             }
-            Operation::Delete { id } => self.delete(&id).await,
+            Operation::Delete { id } => self.delete(&ctx, &id).await,
             Operation::AddTag { id, tag } => {
-                let before = self.image(&id).await?;
-                let mut after = before.clone();
+                let before = self.image(&ctx, &id).await?;
+                let mut after = before.as_ref().clone();
                 after.tags.insert(patch::check_tag(&tag)?.to_string());
                 self.check_counts(&after)?;
-                self.save(before, after).await
+                self.save(&before, after).await
             }
             Operation::DeleteTag { id, tag } => {
-                let before = self.image(&id).await?;
-                let mut after = before.clone();
+                let before = self.image(&ctx, &id).await?;
+                let mut after = before.as_ref().clone();
                 if !after.tags.remove(&tag) {
                     return Err(ImageError::NotFound(format!("Tag {tag} not found.")));
                 }
-                self.save(before, after).await
+                self.save(&before, after).await
             }
             Operation::Deactivate { id } => {
+                let image = self.image(&ctx, &id).await?;
                 self.toggle(
-                    &id,
+                    &image,
                     ImageStatus::Active,
                     ImageStatus::Deactivated,
                     "deactivate",
@@ -132,8 +154,9 @@ impl ImageCore {
                 .await
             }
             Operation::Reactivate { id } => {
+                let image = self.image(&ctx, &id).await?;
                 self.toggle(
-                    &id,
+                    &image,
                     ImageStatus::Deactivated,
                     ImageStatus::Active,
                     "reactivate",
@@ -141,9 +164,9 @@ impl ImageCore {
                 .await
             }
             Operation::ListMembers { id } => self.list_members(&ctx, &id).await,
-            Operation::AddMember { id, member_id } => self.add_member(&id, member_id).await,
+            Operation::AddMember { id, member_id } => self.add_member(&ctx, &id, member_id).await,
             Operation::GetMember { id, member_id } => {
-                let image = self.image(&id).await?;
+                let image = self.image(&ctx, &id).await?;
                 if !sees_all_members(&ctx, &image) && ctx.project_id() != Some(member_id.as_str()) {
                     return Err(member_not_found(&id, &member_id));
                 }
@@ -156,7 +179,7 @@ impl ImageCore {
                 member_id,
                 status,
             } => {
-                self.image(&id).await?;
+                self.image(&ctx, &id).await?;
                 let mut member = self.member(&id, &member_id).await?;
                 member.status = status;
                 member.updated_at = Utc::now();
@@ -166,22 +189,27 @@ impl ImageCore {
                 Ok(ImageResponse::Member(member))
             }
             Operation::DeleteMember { id, member_id } => {
-                self.image(&id).await?;
+                self.image(&ctx, &id).await?;
                 let member = self.member(&id, &member_id).await?;
                 if !self.repo.delete_member(&id, &member_id).await? {
                     return Err(member_not_found(&id, &member_id));
                 }
                 Ok(ImageResponse::Member(member))
             }
-            Operation::RemoveLocation { id, url } => {
-                if !self.repo.remove_location(&id, &url).await? {
-                    return Err(ImageError::NotFound(format!(
-                        "Image {id} has no location {url}"
-                    )));
-                }
-                self.image(&id).await.map(ImageResponse::image)
-            }
-            op => Err(ImageError::BadRequest(format!(
+            // What the optional layers answer when they are in the stack, answered
+            // as a stack without them would: no stores to describe, no limits to
+            // report, and a known caller is all it takes.
+            Operation::StoresInfo { .. } => Ok(ImageResponse::Stores(Vec::new())),
+            Operation::Usage => Ok(ImageResponse::Usage(Vec::new())),
+            Operation::Authenticate => ctx.identity().map(|_| ImageResponse::Empty),
+            // Data moves only through the location layer.
+            op @ (Operation::Upload { .. }
+            | Operation::Download { .. }
+            | Operation::DeleteFromStore { .. }) => Err(ImageError::Unsupported(format!(
+                "The operation {} needs a store, and this stack has none.",
+                op.name()
+            ))),
+            op => Err(ImageError::Unsupported(format!(
                 "The operation {} is not supported by this server.",
                 op.name()
             ))),
@@ -221,9 +249,9 @@ impl ImageCore {
         Ok(image)
     }
 
-    async fn save(&self, before: Image, mut after: Image) -> Result<ImageResponse> {
+    async fn save(&self, before: &Image, mut after: Image) -> Result<ImageResponse> {
         after.updated_at = Utc::now();
-        if !self.repo.update(&before, &after).await? {
+        if !self.repo.update(before, &after).await? {
             return Err(ImageError::Conflict(format!(
                 "Image {} was changed by another request; try again.",
                 before.id
@@ -232,22 +260,30 @@ impl ImageCore {
         Ok(ImageResponse::image(after))
     }
 
-    async fn delete(&self, id: &str) -> Result<ImageResponse> {
-        let mut image =
-            self.repo.get(id).await?.ok_or_else(|| {
+    async fn delete(&self, ctx: &RequestContext, id: &str) -> Result<ImageResponse> {
+        let image = self.image(ctx, id).await.map_err(|e| match e {
+            ImageError::NotFound(_) => {
                 ImageError::NotFound(format!("Failed to find image {id} to delete"))
-            })?;
+            }
+            e => e,
+        })?;
         if image.protected {
             return Err(ImageError::Forbidden(format!(
                 "Image {id} is protected and cannot be deleted."
             )));
         }
         let now = Utc::now();
-        if !self.repo.soft_delete(id, image.status, now).await? {
+        let has_locations = !image.locations.is_empty();
+        if !self
+            .repo
+            .soft_delete(id, image.status, now, has_locations)
+            .await?
+        {
             return Err(ImageError::Conflict(format!(
                 "Image {id} changed while it was being deleted; try again."
             )));
         }
+        let mut image = image.as_ref().clone();
         image.status = ImageStatus::Deleted;
         image.deleted_at = Some(now);
         image.updated_at = now;
@@ -256,14 +292,13 @@ impl ImageCore {
 
     async fn toggle(
         &self,
-        id: &str,
+        image: &Image,
         from: ImageStatus,
         to: ImageStatus,
         action: &str,
     ) -> Result<ImageResponse> {
-        let image = self.image(id).await?;
         if image.status == to {
-            return Ok(ImageResponse::image(image));
+            return Ok(ImageResponse::image(image.clone()));
         }
         if image.status != from {
             return Err(ImageError::Forbidden(format!(
@@ -271,12 +306,17 @@ impl ImageCore {
                 image.status
             )));
         }
-        if !self.repo.transition(id, from, to).await? {
+        let now = Utc::now();
+        if !self.repo.transition(&image.id, from, to, now).await? {
             return Err(ImageError::Conflict(format!(
-                "Image {id} changed while it was being {action}d; try again."
+                "Image {} changed while it was being {action}d; try again.",
+                image.id
             )));
         }
-        self.image(id).await.map(ImageResponse::image)
+        let mut after = image.clone();
+        after.status = to;
+        after.updated_at = now;
+        Ok(ImageResponse::image(after))
     }
 
     async fn member(&self, id: &str, member_id: &str) -> Result<Member> {
@@ -287,7 +327,7 @@ impl ImageCore {
     }
 
     async fn list_members(&self, ctx: &RequestContext, id: &str) -> Result<ImageResponse> {
-        let image = self.image(id).await?;
+        let image = self.image(ctx, id).await?;
         if image.visibility != Visibility::Shared {
             return Err(ImageError::Forbidden(format!(
                 "Image {id} is not shared: Only shared images have members."
@@ -300,8 +340,13 @@ impl ImageCore {
         Ok(ImageResponse::Members(members))
     }
 
-    async fn add_member(&self, id: &str, member_id: String) -> Result<ImageResponse> {
-        let image = self.image(id).await?;
+    async fn add_member(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+        member_id: String,
+    ) -> Result<ImageResponse> {
+        let image = self.image(ctx, id).await?;
         if image.visibility != Visibility::Shared {
             return Err(ImageError::Forbidden(format!(
                 "Not allowed to create members for image {id}."
@@ -315,7 +360,12 @@ impl ImageCore {
             return Err(duplicated(&member_id));
         }
         let count = self.repo.member_count(id).await? as usize;
-        over_quota("image members", count + 1, self.limits.image_member_quota)?;
+        over_quota(
+            "image_member_quota",
+            "image members",
+            count + 1,
+            self.limits.image_member_quota,
+        )?;
         let now = Utc::now();
         let member = Member {
             image_id: id.to_string(),
@@ -361,7 +411,7 @@ impl Service<ImageRequest> for ImageCore {
 #[async_trait]
 impl ImageLookup for ImageCore {
     async fn lookup(&self, id: &str, project_id: Option<&str>) -> Result<Option<PolicyTarget>> {
-        let Some(image) = self.repo.get_for_policy(id).await? else {
+        let Some(image) = self.repo.get(id).await? else {
             return Ok(None);
         };
         let member = match project_id {
@@ -372,7 +422,10 @@ impl ImageLookup for ImageCore {
             }
             _ => None,
         };
-        Ok(Some(PolicyTarget { image, member }))
+        Ok(Some(PolicyTarget {
+            image: Arc::new(image),
+            member,
+        }))
     }
 }
 

@@ -1,16 +1,22 @@
-//! The core's side of an upload: the image's status steps and the lease they are
-//! taken under (see `crate::recovery`).
+//! The core's side of moving data: an upload's status steps and the lease they
+//! are taken under (see `crate::recovery`), and forgetting a location.
 
 use async_trait::async_trait;
+use chrono::Utc;
 use glance_layers::uploads::{UploadLease, UploadRecords};
-use glance_layers::{Image, ImageError, ImageStatus, StoredData};
+use glance_layers::{Image, ImageError, ImageStatus, RequestContext, StoredData};
 
 use super::{ImageCore, Result};
 
 #[async_trait]
 impl UploadRecords for ImageCore {
-    async fn begin(&self, image_id: &str, store_id: &str) -> Result<UploadLease> {
-        let image = self.image(image_id).await?;
+    async fn begin(
+        &self,
+        ctx: &RequestContext,
+        image_id: &str,
+        store_id: &str,
+    ) -> Result<UploadLease> {
+        let image = self.image(ctx, image_id).await?;
         let missing: Vec<&str> = [
             ("disk_format", image.disk_format.is_none()),
             ("container_format", image.container_format.is_none()),
@@ -21,12 +27,12 @@ impl UploadRecords for ImageCore {
         match missing.as_slice() {
             [] => {}
             [one] => {
-                return Err(ImageError::BadRequest(format!(
+                return Err(ImageError::Invalid(format!(
                     "Property {one} must be set prior to saving data."
                 )));
             }
             many => {
-                return Err(ImageError::BadRequest(format!(
+                return Err(ImageError::Invalid(format!(
                     "Properties {} must be set prior to saving data.",
                     many.join(", ")
                 )));
@@ -47,15 +53,21 @@ impl UploadRecords for ImageCore {
                 id: lease.id,
                 image_id: lease.image_id,
                 store_id: lease.store_id,
+                image,
             }),
             Ok(false) => {
                 self.leases.let_go(&lease.id);
-                let now = self.image(image_id).await?;
-                Err(conflict(now.status))
+                // Another upload or a delete got there first; say which status it
+                // left, as Glance does.
+                let now = self.repo.get(image_id).await?;
+                match now {
+                    Some(now) => Err(conflict(now.status)),
+                    None => Err(ImageError::not_found(image_id)),
+                }
             }
             Err(e) => {
-                // If the commit landed after all, recovery finds a lease no
-                // upload holds and puts the image back.
+                // If the writes landed after all, recovery finds a lease no upload
+                // holds and puts the image back.
                 self.leases.let_go(&lease.id);
                 Err(e)
             }
@@ -79,25 +91,34 @@ impl UploadRecords for ImageCore {
 
     async fn finish(&self, lease: &UploadLease, stored: &StoredData) -> Result<Image> {
         let id = lease.image_id.as_str();
-        let image = self.image(id).await;
         // Raw data is its own virtual size; other formats need inspection, which is
         // not built yet, so they get none (as Glance does when inspection fails).
-        let virtual_size = match &image {
-            Ok(i) if i.disk_format.as_deref() == Some("raw") && stored.size > 0 => {
-                Some(stored.size as i64)
-            }
-            _ => None,
-        };
+        let virtual_size = (lease.image.disk_format.as_deref() == Some("raw") && stored.size > 0)
+            .then_some(stored.size as i64);
+        let now = Utc::now();
+        let lease_ref = (lease.id.as_str(), self.leases.boot_id());
         if self
             .repo
-            .finish_upload(id, stored, virtual_size, (&lease.id, self.leases.boot_id()))
+            .finish_upload(id, stored, virtual_size, lease_ref, now)
             .await?
         {
             self.leases.let_go(&lease.id);
-            return self.image(id).await;
+            // What the transaction wrote, on the record read when the upload
+            // began: nothing else of the image changes while it is `saving`
+            // except through requests that end the upload first.
+            let mut image = lease.image.as_ref().clone();
+            image.status = ImageStatus::Active;
+            image.size = Some(stored.size as i64);
+            image.virtual_size = virtual_size;
+            image.checksum = Some(stored.checksum.clone());
+            image.os_hash_algo = Some(stored.os_hash_algo.clone());
+            image.os_hash_value = Some(stored.os_hash_value.clone());
+            image.locations.push(stored.location.clone());
+            image.updated_at = now;
+            return Ok(image);
         }
-        if image.is_err() || self.repo.is_deleted(id).await? {
-            return Err(ImageError::Gone(format!(
+        if self.repo.is_deleted(id).await? {
+            return Err(ImageError::DeletedDuringUpload(format!(
                 "Image {id} could not be found after upload. The image may have been deleted during the upload."
             )));
         }
@@ -121,5 +142,17 @@ impl UploadRecords for ImageCore {
 
     fn forget(&self, lease: &UploadLease) {
         self.leases.let_go(&lease.id);
+    }
+
+    async fn remove_location(&self, image: &Image, url: &str) -> Result<Image> {
+        if !self.repo.remove_location(&image.id, url).await? {
+            return Err(ImageError::NotFound(format!(
+                "Image {} has no location {url}",
+                image.id
+            )));
+        }
+        let mut image = image.clone();
+        image.locations.retain(|l| l.url != url);
+        Ok(image)
     }
 }

@@ -118,7 +118,7 @@ impl Store for FileStore {
     ) -> Result<StoredObject, StoreError> {
         let image_id = upload.image_id;
         if !plain_name(image_id) || !plain_name(upload.upload_id) {
-            return Err(StoreError::Data(ImageError::BadRequest(
+            return Err(StoreError::Data(ImageError::Invalid(
                 "Invalid image id.".into(),
             )));
         }
@@ -248,7 +248,10 @@ impl Store for FileStore {
         Ok(stream
             .map_err(|e| {
                 tracing::error!(error = %e, "reading image data failed");
-                ImageError::Unavailable("Reading the image data failed.".into())
+                ImageError::unavailable(
+                    "Reading the image data failed.",
+                    Some(std::sync::Arc::new(e) as glance_layers::ErrorSource),
+                )
             })
             .boxed())
     }

@@ -194,7 +194,7 @@ impl Store for S3Store {
     ) -> Result<StoredObject, StoreError> {
         let image_id = upload.image_id;
         if image_id.is_empty() || image_id.contains(['/', '\0']) {
-            return Err(StoreError::Data(ImageError::BadRequest(
+            return Err(StoreError::Data(ImageError::Invalid(
                 "Invalid image id.".into(),
             )));
         }
@@ -321,7 +321,10 @@ impl Store for S3Store {
             .into_stream()
             .map_err(|e| {
                 tracing::error!(error = %e, "reading from S3 failed");
-                ImageError::Unavailable("Reading the image data failed.".into())
+                ImageError::unavailable(
+                    "Reading the image data failed.",
+                    Some(std::sync::Arc::new(e) as glance_layers::ErrorSource),
+                )
             })
             .boxed())
     }

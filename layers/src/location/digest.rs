@@ -152,7 +152,7 @@ impl DigestingStream {
     }
 
     fn mismatch(&self, got: &str) -> ImageError {
-        ImageError::BadRequest(format!(
+        ImageError::Invalid(format!(
             "Size mismatch: expected {} bytes, got {got} bytes",
             self.expected.unwrap_or_default()
         ))
@@ -261,9 +261,9 @@ mod tests {
     #[tokio::test]
     async fn size_mismatches_fail_the_stream() {
         let (long, d) = drain(vec![b"0123456789"], Some(5)).await;
-        assert!(matches!(long, Err(ImageError::BadRequest(m)) if m.contains("Size mismatch")));
+        assert!(matches!(long, Err(ImageError::Invalid(m)) if m.contains("Size mismatch")));
         assert!(d.is_none());
         let (short, _) = drain(vec![b"012"], Some(5)).await;
-        assert!(matches!(short, Err(ImageError::BadRequest(_))));
+        assert!(matches!(short, Err(ImageError::Invalid(_))));
     }
 }

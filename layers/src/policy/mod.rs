@@ -9,23 +9,22 @@ pub mod rules;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::task::{Context, Poll};
 
 use async_trait::async_trait;
-use tower::{Layer, Service};
 
 use crate::image::{Image, ImageStatus, Member, Visibility};
+use crate::middleware::{Middleware, MiddlewareLayer, Next};
 use crate::patch::{Change, PatchOp};
-use crate::{
-    BoxFuture, Identity, ImageError, ImageRequest, ImageResponse, ImageService, Operation,
-};
+use crate::{Identity, ImageError, ImageRequest, ImageResponse, ImageService, Operation};
 use rules::{Creds, RuleSet, Target};
 
 /// An image as the policy sees it: the record and the caller's membership of it.
 #[derive(Debug, Clone)]
 pub struct PolicyTarget {
-    /// The record with its extra properties; tags and locations need not be loaded.
-    pub image: Image,
+    /// The whole record (properties, tags, locations): the policy layer keeps it
+    /// in the request's [`LoadedImage`](crate::context::LoadedImage) for the layers
+    /// after it.
+    pub image: Arc<Image>,
     /// The caller's project's member row, if any (any status).
     pub member: Option<Member>,
 }
@@ -58,61 +57,35 @@ impl PolicyRules {
     }
 }
 
-/// Enforces the rules on every request.
-#[derive(Clone)]
-pub struct PolicyLayer {
+/// Enforces the rules on every request; the image it reads to judge travels on
+/// in the request's [`LoadedImage`](crate::context::LoadedImage).
+pub struct Policy {
     rules: PolicyRules,
     lookup: Arc<dyn ImageLookup>,
 }
 
-impl PolicyLayer {
+/// The policy layer.
+pub type PolicyLayer = MiddlewareLayer<Policy>;
+
+impl MiddlewareLayer<Policy> {
     pub fn new(rules: PolicyRules, lookup: Arc<dyn ImageLookup>) -> Self {
-        PolicyLayer { rules, lookup }
+        MiddlewareLayer::from_middleware(Policy { rules, lookup })
     }
 }
 
-impl<S> Layer<S> for PolicyLayer {
-    type Service = Policy<S>;
-
-    fn layer(&self, inner: S) -> Policy<S> {
-        Policy {
-            inner,
-            rules: self.rules.clone(),
-            lookup: self.lookup.clone(),
-        }
-    }
-}
-
-/// The service made by [`PolicyLayer`].
-#[derive(Clone)]
-pub struct Policy<S> {
-    inner: S,
-    rules: PolicyRules,
-    lookup: Arc<dyn ImageLookup>,
-}
-
-impl<S: ImageService> Service<ImageRequest> for Policy<S> {
-    type Response = ImageResponse;
-    type Error = ImageError;
-    type Future = BoxFuture<Result<ImageResponse, ImageError>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ImageError>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: ImageRequest) -> Self::Future {
-        let mut inner = crate::take_ready(&mut self.inner);
+impl Middleware for Policy {
+    async fn call<S: ImageService>(
+        &self,
+        req: ImageRequest,
+        next: Next<S>,
+    ) -> Result<ImageResponse, ImageError> {
+        let identity = req.ctx.identity()?.clone();
+        let plan = Plan::of(&req.op);
         let rules = self.rules.current();
-        let lookup = self.lookup.clone();
-        Box::pin(async move {
-            let identity = req.ctx.identity()?.clone();
-            if matches!(req.op, Operation::Authenticate) {
-                return Ok(ImageResponse::Empty);
-            }
-            let plan = Plan::of(&req.op);
-            authorize(&rules, &*lookup, &identity, plan).await?;
-            inner.call(req).await
-        })
+        if let Some(image) = authorize(&rules, &*self.lookup, &identity, plan).await? {
+            req.ctx.loaded.keep(image);
+        }
+        next.run(req).await
     }
 }
 
@@ -187,8 +160,6 @@ enum Plan {
         id: String,
         check: ImageCheck,
     },
-    /// An operation that never comes from outside the stack.
-    Refuse(&'static str),
     /// A rule with no image target.
     Rule(&'static str),
     /// Any authenticated caller may.
@@ -216,7 +187,9 @@ impl Plan {
             }
             Operation::List(_) => return Plan::List,
             Operation::StoresInfo { detail: true } => return Plan::Rule("stores_info_detail"),
-            Operation::StoresInfo { detail: false } | Operation::Usage => return Plan::Allow,
+            Operation::StoresInfo { detail: false }
+            | Operation::Usage
+            | Operation::Authenticate => return Plan::Allow,
             Operation::Get { .. } => ImageCheck::Get,
             Operation::Update { changes, .. } => ImageCheck::Update(changes.clone()),
             Operation::Delete { .. } => ImageCheck::Action("delete_image"),
@@ -235,9 +208,6 @@ impl Plan {
             Operation::UpdateMember { member_id, .. } => {
                 ImageCheck::ModifyMember(member_id.clone())
             }
-            // The upload steps come from the location layer, below this one.
-            // Arriving here, they came from outside: refuse them.
-            other => return Plan::Refuse(other.name()),
         };
         Plan::Image {
             id: op.image_id().unwrap_or_default().to_string(),
@@ -246,12 +216,13 @@ impl Plan {
     }
 }
 
+/// Checks the rules; answers the image it read to judge, if it read one.
 async fn authorize(
     rules: &RuleSet,
     lookup: &dyn ImageLookup,
     identity: &Identity,
     plan: Plan,
-) -> Result<(), ImageError> {
+) -> Result<Option<Arc<Image>>, ImageError> {
     let creds = creds_of(identity);
     let project = identity.project_id.as_deref();
     let enforce = |action: &str, target: &Target| {
@@ -262,8 +233,7 @@ async fn authorize(
         }
     };
     let (id, check) = match plan {
-        Plan::Refuse(name) => return Err(denied(name)),
-        Plan::Allow => return Ok(()),
+        Plan::Allow => return Ok(None),
         // Every Glance rule has `scope_types=['project']`: a system-scoped token
         // is refused by oslo.policy's scope check whatever its roles.
         Plan::Create { .. } | Plan::List | Plan::Image { .. } | Plan::Rule(_)
@@ -273,7 +243,7 @@ async fn authorize(
                 "You are not authorized to perform the requested action: the token is not scoped to a project.".into(),
             ));
         }
-        Plan::Rule(rule) => return enforce(rule, &Target::new()),
+        Plan::Rule(rule) => return enforce(rule, &Target::new()).map(|()| None),
         Plan::Create {
             owner: requested,
             visibility,
@@ -289,14 +259,14 @@ async fn authorize(
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect();
             enforce("add_image", &target)?;
-            return check_visibility_change(visibility, &enforce, &target);
+            return check_visibility_change(visibility, &enforce, &target).map(|()| None);
         }
         Plan::List => {
             let target: Target = project
                 .map(|p| ("project_id".to_string(), p.to_string()))
                 .into_iter()
                 .collect();
-            return enforce("get_images", &target);
+            return enforce("get_images", &target).map(|()| None);
         }
         Plan::Image { id, check } => (id, check),
     };
@@ -333,7 +303,8 @@ async fn authorize(
             target.insert("member_id".into(), member_id);
             enforce("modify_member", &target)
         }
-    }
+    }?;
+    Ok(Some(t.image))
 }
 
 fn check_visibility_change(
@@ -383,7 +354,7 @@ fn check_changes(
 mod tests {
     use super::*;
     use crate::{MemberStatus, RequestContext};
-    use tower::ServiceExt;
+    use tower::{Layer, ServiceExt};
 
     struct OneImage(Option<PolicyTarget>);
 
@@ -446,7 +417,7 @@ mod tests {
     #[tokio::test]
     async fn hidden_images_are_404_and_visible_ones_403() {
         let private = PolicyTarget {
-            image: image("p1", Visibility::Private),
+            image: image("p1", Visibility::Private).into(),
             member: None,
         };
         let member = ["member", "reader"];
@@ -469,7 +440,7 @@ mod tests {
             Err(ImageError::NotFound(_))
         ));
         let public = PolicyTarget {
-            image: image("p1", Visibility::Public),
+            image: image("p1", Visibility::Public).into(),
             member: None,
         };
         assert!(
@@ -512,7 +483,7 @@ mod tests {
             updated_at: now,
         };
         let shared = PolicyTarget {
-            image: image("p1", Visibility::Shared),
+            image: image("p1", Visibility::Shared).into(),
             member: Some(row),
         };
         assert!(
@@ -570,7 +541,7 @@ mod tests {
         ));
         assert!(matches!(
             run(None, RequestContext::default(), get()).await,
-            Err(ImageError::Unauthorized(_))
+            Err(ImageError::NotAuthenticated(_))
         ));
     }
 
@@ -579,7 +550,7 @@ mod tests {
         let mut img = image("p1", Visibility::Private);
         img.status = ImageStatus::Deactivated;
         let t = PolicyTarget {
-            image: img,
+            image: img.into(),
             member: None,
         };
         let dl = || Operation::Download {

@@ -7,183 +7,73 @@
 //! reserved in a [`Ledger`] the moment it is checked (see `ledger.rs`), so the
 //! check and the taking are one step.
 
+mod cutter;
 mod ledger;
+mod limits;
 
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use async_trait::async_trait;
-use bytes::Bytes;
-use futures_util::Stream;
-use tower::{Layer, Service};
-
-use crate::{
-    BoxFuture, DataStream, ImageError, ImageRequest, ImageResponse, ImageService, Operation,
-    UsageEntry,
-};
+use crate::middleware::{Middleware, MiddlewareLayer, Next};
+use crate::{ImageError, ImageRequest, ImageResponse, ImageService, Operation, UsageEntry};
+use cutter::{Guard, LimitedStream, Total};
+use ledger::Hold;
 pub use ledger::Ledger;
-use ledger::{Hold, Over};
+pub use limits::{
+    DEFAULT_IMAGE_SIZE_CAP, LimitSource, ProjectLimits, QuotaLimits, Usage, UsageSource,
+};
+use limits::{MIB, over_limit, size_cap_error};
 
-/// Glance's default `image_size_cap`: 1 TiB.
-pub const DEFAULT_IMAGE_SIZE_CAP: u64 = 1 << 40;
-
-const MIB: u64 = 1 << 20;
-
-/// The limits that are the same for every project.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QuotaLimits {
-    /// Largest single image, in bytes.
-    pub image_size_cap: u64,
-    /// Glance's legacy `user_storage_quota`: bytes a project may store.
-    pub user_storage_quota: Option<u64>,
-}
-
-impl Default for QuotaLimits {
-    fn default() -> Self {
-        QuotaLimits {
-            image_size_cap: DEFAULT_IMAGE_SIZE_CAP,
-            user_storage_quota: None,
-        }
-    }
-}
-
-/// One project's limits under Glance's resource names. `None` is unlimited.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ProjectLimits {
-    /// Images a project may own.
-    pub image_count_total: Option<u64>,
-    /// Bytes a project may store.
-    pub image_size_total: Option<u64>,
-    /// Bytes a project may have staged.
-    pub image_stage_total: Option<u64>,
-    /// Images of the project receiving data at once.
-    pub image_count_uploading: Option<u64>,
-}
-
-impl ProjectLimits {
-    fn is_unlimited(&self) -> bool {
-        *self == ProjectLimits::default()
-    }
-}
-
-/// Where a project's limits come from: fixed configuration, or Keystone's
-/// unified limits.
-#[async_trait]
-pub trait LimitSource: Send + Sync + 'static {
-    async fn limits(&self, project_id: &str) -> Result<ProjectLimits, ImageError>;
-
-    /// Whether `/v2/info/usage` reports anything (Glance answers `{}` without
-    /// unified limits; we also report limits set in configuration).
-    fn reports_usage(&self) -> bool {
-        true
-    }
-}
-
-/// The same limits for every project, from configuration.
-#[async_trait]
-impl LimitSource for ProjectLimits {
-    async fn limits(&self, _: &str) -> Result<ProjectLimits, ImageError> {
-        Ok(self.clone())
-    }
-
-    fn reports_usage(&self) -> bool {
-        !self.is_unlimited()
-    }
-}
-
-/// A project's current consumption, as the database has it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Usage {
-    pub image_count: u64,
-    /// Bytes of the project's images.
-    pub image_size_total: u64,
-    /// Bytes staged for import.
-    pub image_stage_total: u64,
-    /// Ids of the images with data on the way in (`saving`, `uploading`, `importing`).
-    pub uploading: Vec<String>,
-}
-
-/// Where the quota layer reads a project's usage.
-#[async_trait]
-pub trait UsageSource: Send + Sync + 'static {
-    async fn usage(&self, project_id: &str) -> Result<Usage, ImageError>;
-}
-
-#[derive(Clone)]
-pub struct QuotaLayer {
-    limits: Arc<QuotaLimits>,
+/// Counts images and bytes against the limits, and cuts uploads at them.
+pub struct Quota {
+    limits: QuotaLimits,
     per_project: Arc<dyn LimitSource>,
     usage: Arc<dyn UsageSource>,
     ledger: Arc<Ledger>,
 }
 
-impl QuotaLayer {
+/// The quota layer.
+pub type QuotaLayer = MiddlewareLayer<Quota>;
+
+impl MiddlewareLayer<Quota> {
     pub fn new(
         limits: QuotaLimits,
         per_project: Arc<dyn LimitSource>,
         usage: Arc<dyn UsageSource>,
     ) -> Self {
-        QuotaLayer {
-            limits: Arc::new(limits),
+        MiddlewareLayer::from_middleware(Quota {
+            limits,
             per_project,
             usage,
             ledger: Arc::new(Ledger::default()),
-        }
-    }
-}
-
-impl<S> Layer<S> for QuotaLayer {
-    type Service = Quota<S>;
-
-    fn layer(&self, inner: S) -> Quota<S> {
-        Quota {
-            inner,
-            layer: self.clone(),
-        }
-    }
-}
-
-/// The service made by [`QuotaLayer`].
-#[derive(Clone)]
-pub struct Quota<S> {
-    inner: S,
-    layer: QuotaLayer,
-}
-
-impl<S: ImageService> Service<ImageRequest> for Quota<S> {
-    type Response = ImageResponse;
-    type Error = ImageError;
-    type Future = BoxFuture<Result<ImageResponse, ImageError>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ImageError>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: ImageRequest) -> Self::Future {
-        let mut inner = crate::take_ready(&mut self.inner);
-        let q = self.layer.clone();
-        Box::pin(async move {
-            let project = req.ctx.project_id().unwrap_or_default().to_string();
-            let hold = match &mut req.op {
-                Operation::Create(_) => q.reserve_image(&project).await?,
-                Operation::Upload { id, data, .. } => {
-                    let id = id.clone();
-                    Some(q.reserve_upload(&project, &id, data).await?)
-                }
-                Operation::Usage => return q.report(&project).await,
-                _ => None,
-            };
-            let result = inner.call(req).await;
-            if let (Some(hold), Ok(_)) = (&hold, &result) {
-                hold.commit().await;
-            }
-            result
         })
     }
 }
 
-impl QuotaLayer {
+impl Middleware for Quota {
+    async fn call<S: ImageService>(
+        &self,
+        mut req: ImageRequest,
+        next: Next<S>,
+    ) -> Result<ImageResponse, ImageError> {
+        let project = req.ctx.project_id().unwrap_or_default().to_string();
+        let hold = match &mut req.op {
+            Operation::Create(_) => self.reserve_image(&project).await?,
+            Operation::Upload { id, data, .. } => {
+                let id = id.clone();
+                Some(self.reserve_upload(&project, &id, data).await?)
+            }
+            Operation::Usage => return self.report(&project).await,
+            _ => None,
+        };
+        let result = next.run(req).await;
+        if let (Some(hold), Ok(_)) = (&hold, &result) {
+            hold.commit().await;
+        }
+        result
+    }
+}
+
+impl Quota {
     /// `image_count_total`: one more image, reserved until the create ends.
     async fn reserve_image(&self, project: &str) -> Result<Option<Arc<Hold>>, ImageError> {
         let limits = self.per_project.limits(project).await?;
@@ -288,156 +178,15 @@ impl QuotaLayer {
     }
 }
 
-/// oslo.limit's message, which Glance passes through in its 413.
-fn over_limit(project: &str, resource: &str, limit: u64, used: u64, delta: u64) -> ImageError {
-    ImageError::TooLarge(format!(
-        "Project {project} is over a limit for [Resource {resource} is over limit of {limit} due to current usage {used} and delta {delta}]"
-    ))
-}
-
-fn size_cap_error() -> ImageError {
-    ImageError::TooLarge("Image exceeds the storage quota: The provided image is too large.".into())
-}
-
-/// Which per-project byte limit binds an upload.
-#[derive(Debug, Clone, Copy)]
-enum Total {
-    /// `image_size_total`, reported in MiB as oslo.limit does.
-    Unified(u64),
-    /// `user_storage_quota`, reported in bytes as Glance's StorageQuotaFull does.
-    Legacy(u64),
-}
-
-/// What an upload stream checks each chunk against.
-struct Guard {
-    hold: Arc<Hold>,
-    /// The project's stored bytes when the upload began.
-    used: u64,
-    total: Option<Total>,
-    project: String,
-}
-
-impl Guard {
-    fn limit(&self) -> Option<u64> {
-        match self.total? {
-            Total::Unified(b) | Total::Legacy(b) => Some(b),
-        }
-    }
-
-    /// A known size over what is left is refused before any byte is read.
-    fn check_up_front(&self, expected: u64) -> Result<(), ImageError> {
-        let Some(limit) = self.limit() else {
-            return Ok(());
-        };
-        let used = self.hold.bytes_used(self.used);
-        if used.saturating_add(expected) > limit {
-            return Err(self.error(used, expected));
-        }
-        Ok(())
-    }
-
-    /// Reserves `n` more bytes of the project's total, or says why not.
-    fn take(&self, n: u64) -> Result<(), ImageError> {
-        let Some(limit) = self.limit() else {
-            return Ok(());
-        };
-        self.hold
-            .take_bytes(self.used, limit, n)
-            .map_err(|Over { used, mine }| self.error(used, mine + n))
-    }
-
-    fn error(&self, used: u64, attempted: u64) -> ImageError {
-        match self.total {
-            Some(Total::Legacy(limit)) => ImageError::TooLarge(format!(
-                "Image exceeds the storage quota: The size of the data {attempted} will exceed the limit. {} bytes remaining.",
-                limit.saturating_sub(used)
-            )),
-            Some(Total::Unified(limit)) => over_limit(
-                &self.project,
-                "image_size_total",
-                limit / MIB,
-                used / MIB,
-                attempted.div_ceil(MIB),
-            ),
-            None => size_cap_error(),
-        }
-    }
-}
-
-/// Passes at most `cap` bytes and no more than the project may still store,
-/// then fails with 413: the shape of `http_body_util::Limited`, with our errors.
-pub struct LimitedStream {
-    inner: DataStream,
-    cap: u64,
-    seen: u64,
-    guard: Guard,
-    failed: bool,
-    /// At the end of the data, the project's gate is taken before the stream
-    /// says so: the upload lands (its database write) under it.
-    landing: Option<BoxFuture<tokio::sync::OwnedMutexGuard<()>>>,
-}
-
-impl LimitedStream {
-    fn new(inner: DataStream, cap: u64, guard: Guard) -> Self {
-        LimitedStream {
-            inner,
-            cap,
-            seen: 0,
-            guard,
-            failed: false,
-            landing: None,
-        }
-    }
-}
-
-impl Stream for LimitedStream {
-    type Item = Result<Bytes, ImageError>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        if this.failed {
-            return Poll::Ready(None);
-        }
-        if let Some(landing) = this.landing.as_mut() {
-            let gate = std::task::ready!(landing.as_mut().poll(cx));
-            this.landing = None;
-            this.guard.hold.set_landing(gate);
-            return Poll::Ready(None);
-        }
-        match this.inner.as_mut().poll_next(cx) {
-            Poll::Ready(Some(Ok(chunk))) => {
-                let n = chunk.len() as u64;
-                this.seen += n;
-                let verdict = if this.seen > this.cap {
-                    Err(size_cap_error())
-                } else {
-                    this.guard.take(n)
-                };
-                match verdict {
-                    Ok(()) => Poll::Ready(Some(Ok(chunk))),
-                    Err(e) => {
-                        this.failed = true;
-                        this.guard.hold.release_bytes();
-                        Poll::Ready(Some(Err(e)))
-                    }
-                }
-            }
-            Poll::Ready(None) if this.guard.limit().is_some() => {
-                let gate = this.guard.hold.gate();
-                this.landing = Some(Box::pin(gate.lock_owned()));
-                Pin::new(this).poll_next(cx)
-            }
-            other => other,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::{Identity, ImageData, RequestContext};
+    use async_trait::async_trait;
+    use bytes::Bytes;
+    use futures_util::Stream;
     use futures_util::{StreamExt, stream};
-    use tower::ServiceExt;
+    use tower::{Layer, ServiceExt};
 
     struct Fixed(Usage);
 
@@ -509,12 +258,14 @@ mod tests {
         let ok = l.layer(draining_core()).oneshot(upload("a", 2, None)).await;
         assert_eq!(ok.unwrap().into_image().unwrap().size, Some(20));
         let cut = l.layer(draining_core()).oneshot(upload("b", 3, None)).await;
-        assert!(matches!(cut, Err(ImageError::TooLarge(m)) if m.contains("too large")));
+        assert!(
+            matches!(cut, Err(ImageError::QuotaExceeded { message: m, .. }) if m.contains("too large"))
+        );
         let early = l
             .layer(draining_core())
             .oneshot(upload("c", 0, Some(26)))
             .await;
-        assert!(matches!(early, Err(ImageError::TooLarge(_))));
+        assert!(matches!(early, Err(ImageError::QuotaExceeded { .. })));
     }
 
     #[tokio::test]
@@ -531,12 +282,16 @@ mod tests {
         };
         let l = layer(QuotaLimits::default(), project, used);
         let cut = l.layer(draining_core()).oneshot(upload("a", 2, None)).await;
-        assert!(matches!(cut, Err(ImageError::TooLarge(m)) if m.contains("image_size_total")));
+        assert!(
+            matches!(cut, Err(ImageError::QuotaExceeded { message: m, .. }) if m.contains("image_size_total"))
+        );
         let ok = l.layer(draining_core()).oneshot(upload("b", 1, None)).await;
         assert!(ok.is_ok());
         let create = ImageRequest::new(ctx(), Operation::Create(Default::default()));
         let refused = l.layer(draining_core()).oneshot(create).await;
-        assert!(matches!(refused, Err(ImageError::TooLarge(m)) if m.contains("image_count_total")));
+        assert!(
+            matches!(refused, Err(ImageError::QuotaExceeded { message: m, .. }) if m.contains("image_count_total"))
+        );
     }
 
     #[tokio::test]
@@ -548,7 +303,7 @@ mod tests {
         let l = layer(limits, ProjectLimits::default(), Usage::default());
         let cut = l.layer(draining_core()).oneshot(upload("a", 3, None)).await;
         assert!(
-            matches!(&cut, Err(ImageError::TooLarge(m)) if m.contains("will exceed the limit. 25 bytes remaining")),
+            matches!(&cut, Err(ImageError::QuotaExceeded { message: m, .. }) if m.contains("will exceed the limit. 25 bytes remaining")),
             "{cut:?}"
         );
     }
@@ -620,7 +375,7 @@ mod tests {
         }
         let second = l.layer(draining_core()).oneshot(upload("b", 1, None)).await;
         assert!(
-            matches!(&second, Err(ImageError::TooLarge(m)) if m.contains("image_count_uploading")),
+            matches!(&second, Err(ImageError::QuotaExceeded { message: m, .. }) if m.contains("image_count_uploading")),
             "{second:?}"
         );
         drop(tx);

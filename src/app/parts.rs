@@ -1,0 +1,228 @@
+//! Building each part of the service from configuration: the database, the
+//! notification sink, the authenticator, the rule sets and the limits. How the
+//! parts fit together is `super` (`app.rs`)'s business.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use glance_layers::auth::{Authenticator, NoAuth, TrustedHeaders};
+use glance_layers::location::digest::HashAlgo;
+use glance_layers::notifier::EventSink;
+use glance_layers::policy::rules::RuleSet;
+use glance_layers::protection::PropertyRules;
+use glance_layers::quota::{LimitSource, ProjectLimits, QuotaLimits};
+
+use super::StartError;
+use crate::config::{AuthMode, Config, NotificationDriver};
+use crate::db::{PoolOptions, Repo};
+use crate::keystone::{
+    EndpointRef, KeystoneAuth, KeystoneClient, KeystoneLimits, Scope, ServiceCredentials,
+};
+use crate::notify::{JsonLinesSink, NoopSink, RabbitSink};
+
+/// `[DEFAULT] hashing_algorithm`.
+pub(super) fn hash_algo(config: &Config) -> Result<HashAlgo, StartError> {
+    let name = &config.default.hashing_algorithm;
+    HashAlgo::parse(name).ok_or_else(|| {
+        StartError::Config(format!(
+            "hashing_algorithm {name:?} is not one of sha256, sha384, sha512"
+        ))
+    })
+}
+
+/// The image records, migrated, with SQLite's single writer where it applies.
+pub(super) async fn repo(config: &Config) -> Result<Repo, StartError> {
+    let pool = PoolOptions {
+        acquire_timeout: Duration::from_secs(config.database.pool_timeout),
+        max_connections: config.database.max_pool_size,
+    };
+    let db = crate::db::connect_with(&config.database_url(), pool).await?;
+    let writer = crate::db::connect_writer(&config.database_url(), pool).await?;
+    Ok(match writer {
+        Some(writer) => Repo::new(db).with_writer(writer),
+        None => Repo::new(db),
+    })
+}
+
+/// `[oslo_messaging_notifications] driver`: where image events go.
+pub(super) async fn event_sink(config: &Config) -> Result<Arc<dyn EventSink>, StartError> {
+    let d = &config.default;
+    Ok(match config.oslo_messaging_notifications.driver {
+        NotificationDriver::Log => Arc::new(
+            JsonLinesSink::open(config.notification_log())
+                .await
+                .map_err(StartError::Notifications)?,
+        ),
+        NotificationDriver::Noop => Arc::new(NoopSink),
+        NotificationDriver::Messagingv2 => {
+            let url = d.transport_url.as_deref().ok_or_else(|| {
+                StartError::Config("driver messagingv2 needs [DEFAULT] transport_url".into())
+            })?;
+            Arc::new(
+                RabbitSink::start(
+                    url,
+                    &d.control_exchange,
+                    config.oslo_messaging_notifications.topics.clone(),
+                )
+                .map_err(StartError::Config)?,
+            )
+        }
+    })
+}
+
+/// `[auth] mode`: who vouches for callers.
+pub(super) fn authenticator(config: &Config) -> Result<Arc<dyn Authenticator>, StartError> {
+    Ok(match config.auth.mode {
+        AuthMode::Noauth => {
+            tracing::warn!(
+                project = %config.auth.noauth_project_id,
+                "auth mode noauth: every request is an admin; do not expose this server"
+            );
+            Arc::new(NoAuth::new(
+                config.auth.noauth_project_id.clone(),
+                config.auth.noauth_user_id.clone(),
+            ))
+        }
+        AuthMode::TrustedHeaders => Arc::new(TrustedHeaders),
+        AuthMode::Keystone => {
+            let k = &config.keystone_authtoken;
+            Arc::new(KeystoneAuth::new(
+                keystone_client(config, false)?,
+                Duration::from_secs(k.token_cache_time),
+                k.token_cache_size,
+                k.service_token_roles.clone(),
+                k.service_token_roles_required,
+            ))
+        }
+    })
+}
+
+/// Keystone's URI for `WWW-Authenticate`, when Keystone authenticates callers.
+pub(super) fn www_authenticate(config: &Config) -> Option<String> {
+    (config.auth.mode == AuthMode::Keystone).then(|| {
+        let k = &config.keystone_authtoken;
+        k.www_authenticate_uri
+            .clone()
+            .or_else(|| k.auth_url.clone())
+            .unwrap_or_default()
+    })
+}
+
+/// `property_protection_file`, when set.
+pub(super) fn property_rules(config: &Config) -> Result<Option<PropertyRules>, StartError> {
+    let d = &config.default;
+    let Some(path) = &d.property_protection_file else {
+        return Ok(None);
+    };
+    if d.property_protection_rule_format != "roles" {
+        return Err(StartError::Config(format!(
+            "property_protection_rule_format {:?} is not supported; use \"roles\"",
+            d.property_protection_rule_format
+        )));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        StartError::Config(format!("property_protection_file {}: {e}", path.display()))
+    })?;
+    PropertyRules::parse(&text)
+        .map(Some)
+        .map_err(|e| StartError::Config(format!("{}: {e}", path.display())))
+}
+
+/// The limits that are the same for every project.
+pub(super) fn quota_limits(config: &Config) -> Result<QuotaLimits, StartError> {
+    let d = &config.default;
+    Ok(QuotaLimits {
+        image_size_cap: d.image_size_cap,
+        user_storage_quota: if d.use_keystone_limits {
+            None
+        } else {
+            d.user_storage_quota_bytes().map_err(StartError::Config)?
+        },
+    })
+}
+
+/// Per-project limits: Keystone's unified limits, or `[quota]`.
+pub(super) fn project_limits(config: &Config) -> Result<Arc<dyn LimitSource>, StartError> {
+    if !config.default.use_keystone_limits {
+        let mib = |v: Option<u64>| v.map(|m| m.saturating_mul(1 << 20));
+        let q = &config.quota;
+        return Ok(Arc::new(ProjectLimits {
+            image_count_total: q.image_count_total,
+            image_size_total: mib(q.image_size_total),
+            image_stage_total: mib(q.image_stage_total),
+            image_count_uploading: q.image_count_uploading,
+        }));
+    }
+    let o = &config.oslo_limit;
+    let endpoint = match (&o.endpoint_id, &o.endpoint_service_type) {
+        (Some(id), _) => EndpointRef::Id(id.clone()),
+        (None, Some(t)) => EndpointRef::ServiceType {
+            service_type: t.clone(),
+            region: o.endpoint_region_name.clone(),
+        },
+        (None, None) => {
+            return Err(StartError::Config(
+                "use_keystone_limits needs [oslo_limit] endpoint_id or endpoint_service_type"
+                    .into(),
+            ));
+        }
+    };
+    Ok(Arc::new(KeystoneLimits::new(
+        keystone_client(config, true)?,
+        endpoint,
+    )))
+}
+
+/// A Keystone client with `[keystone_authtoken]`'s service credentials, or for
+/// unified limits `[oslo_limit]`'s (each unset one taken from the former),
+/// system scoped as oslo.limit needs to read any project's limits.
+fn keystone_client(config: &Config, for_limits: bool) -> Result<Arc<KeystoneClient>, StartError> {
+    let k = &config.keystone_authtoken;
+    let o = if for_limits {
+        config.oslo_limit.clone()
+    } else {
+        Default::default()
+    };
+    let required = |v: Option<String>, name: &str| {
+        v.ok_or_else(|| {
+            StartError::Config(format!(
+                "[keystone_authtoken] {name} is required for Keystone"
+            ))
+        })
+    };
+    let scope = if for_limits {
+        Scope::System
+    } else {
+        Scope::Project {
+            name: required(k.project_name.clone(), "project_name")?,
+            domain_name: k.project_domain_name.clone(),
+        }
+    };
+    let creds = ServiceCredentials {
+        auth_url: required(o.auth_url.or_else(|| k.auth_url.clone()), "auth_url")?,
+        username: required(o.username.or_else(|| k.username.clone()), "username")?,
+        password: required(o.password.or_else(|| k.password.clone()), "password")?,
+        user_domain_name: o
+            .user_domain_name
+            .unwrap_or_else(|| k.user_domain_name.clone()),
+        scope,
+    };
+    KeystoneClient::new(
+        creds,
+        Duration::from_secs(k.http_connect_timeout),
+        Duration::from_secs(k.http_request_timeout),
+    )
+    .map(Arc::new)
+    .map_err(StartError::Config)
+}
+
+/// Glance's default rules, with `[oslo_policy] policy_file` on top when set.
+pub fn load_policy(config: &Config) -> Result<RuleSet, StartError> {
+    let Some(path) = &config.oslo_policy.policy_file else {
+        return Ok(RuleSet::defaults());
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| StartError::Config(format!("policy_file {}: {e}", path.display())))?;
+    glance_layers::policy::file::load(&text)
+        .map_err(|e| StartError::Config(format!("{}: {e}", path.display())))
+}
