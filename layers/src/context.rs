@@ -41,9 +41,16 @@ impl LoadedImage {
         self.0.get()
     }
 
-    /// Keeps `image` as the request's loaded record; the first one kept stays.
+    /// Keeps `image` as the request's loaded record (the first one kept stays)
+    /// and answers the record for its id.
     pub fn keep(&self, image: impl Into<Arc<Image>>) -> Arc<Image> {
-        self.0.get_or_init(|| image.into()).clone()
+        let image = image.into();
+        let kept = self.0.get_or_init(|| image.clone());
+        if kept.id == image.id {
+            kept.clone()
+        } else {
+            image
+        }
     }
 }
 

@@ -40,6 +40,13 @@ impl Default for ImageLimits {
     }
 }
 
+/// Now, to the microsecond the database keeps, so a record built in memory after
+/// a write is the record a later read returns.
+pub(crate) fn now() -> chrono::DateTime<Utc> {
+    use chrono::SubsecRound;
+    Utc::now().trunc_subsecs(6)
+}
+
 /// The core service. Cheap to clone.
 #[derive(Clone)]
 pub struct ImageCore {
@@ -182,7 +189,7 @@ impl ImageCore {
                 self.image(&ctx, &id).await?;
                 let mut member = self.member(&id, &member_id).await?;
                 member.status = status;
-                member.updated_at = Utc::now();
+                member.updated_at = now();
                 if !self.repo.update_member(&member).await? {
                     return Err(member_not_found(&id, &member_id));
                 }
@@ -221,7 +228,7 @@ impl ImageCore {
             .id
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let mut image = Image::new(id, Utc::now());
+        let mut image = Image::new(id, now());
         image.owner = new.owner.or_else(|| ctx.project_id().map(str::to_string));
         let attrs = [
             new.name.map(|v| Attribute::Name(Some(v))),
@@ -250,7 +257,7 @@ impl ImageCore {
     }
 
     async fn save(&self, before: &Image, mut after: Image) -> Result<ImageResponse> {
-        after.updated_at = Utc::now();
+        after.updated_at = now();
         if !self.repo.update(before, &after).await? {
             return Err(ImageError::Conflict(format!(
                 "Image {} was changed by another request; try again.",
@@ -272,7 +279,7 @@ impl ImageCore {
                 "Image {id} is protected and cannot be deleted."
             )));
         }
-        let now = Utc::now();
+        let now = now();
         let has_locations = !image.locations.is_empty();
         if !self
             .repo
@@ -306,7 +313,7 @@ impl ImageCore {
                 image.status
             )));
         }
-        let now = Utc::now();
+        let now = now();
         if !self.repo.transition(&image.id, from, to, now).await? {
             return Err(ImageError::Conflict(format!(
                 "Image {} changed while it was being {action}d; try again.",
@@ -366,7 +373,7 @@ impl ImageCore {
             count + 1,
             self.limits.image_member_quota,
         )?;
-        let now = Utc::now();
+        let now = now();
         let member = Member {
             image_id: id.to_string(),
             member_id,
@@ -435,3 +442,6 @@ impl UsageSource for ImageCore {
         self.repo.usage(project_id).await
     }
 }
+
+#[cfg(test)]
+mod tests;

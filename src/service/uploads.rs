@@ -2,7 +2,6 @@
 //! are taken under (see `crate::recovery`), and forgetting a location.
 
 use async_trait::async_trait;
-use chrono::Utc;
 use glance_layers::uploads::{UploadLease, UploadRecords};
 use glance_layers::{Image, ImageError, ImageStatus, RequestContext, StoredData};
 
@@ -95,7 +94,7 @@ impl UploadRecords for ImageCore {
         // not built yet, so they get none (as Glance does when inspection fails).
         let virtual_size = (lease.image.disk_format.as_deref() == Some("raw") && stored.size > 0)
             .then_some(stored.size as i64);
-        let now = Utc::now();
+        let now = super::now();
         let lease_ref = (lease.id.as_str(), self.leases.boot_id());
         if self
             .repo
