@@ -1,5 +1,32 @@
-//! What the location layer needs from a storage backend. Backends live in the
-//! server crate (`src/store/`); this is their contract.
+//! What the location layer needs from a storage backend: the [`Store`] contract.
+//! The server's backends (file, S3) live in its `src/store/`; [`MemoryStore`] lives
+//! here, so that layers and their tests can run without a disk.
+//!
+//! # Testing your own store
+//!
+//! With the `testing` feature, [`conformance`] is the suite every store of the
+//! server passes. Run it against yours from a test of your crate:
+//!
+//! ```toml
+//! [dev-dependencies]
+//! glance-layers = { version = "0.1", features = ["testing"] }
+//! ```
+//!
+//! ```no_run
+//! # #[cfg(feature = "testing")]
+//! # async fn test() {
+//! use std::sync::Arc;
+//! use glance_layers::store::{MemoryStore, conformance};
+//!
+//! // In a `#[tokio::test]`; build your store instead of this one.
+//! let store = Arc::new(MemoryStore::default());
+//! conformance::run_all(store, conformance::Options::default()).await;
+//! # }
+//! ```
+//!
+//! Each property is also a function of its own ([`conformance::round_trip`], ...),
+//! and a failure panics with the property's name. What only your backend can show
+//! (its temporary files are gone, say) stays in your own tests.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -8,6 +35,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::{DataStream, ImageError};
+
+#[cfg(feature = "testing")]
+pub mod conformance;
+mod memory;
+
+pub use memory::MemoryStore;
 
 /// Failures of a store, as callers branch on them.
 #[derive(Debug, thiserror::Error)]
