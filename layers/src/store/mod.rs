@@ -4,7 +4,7 @@
 //!
 //! # Testing your own store
 //!
-//! With the `testing` feature, [`conformance`] is the suite every store of the
+//! With the `testing` feature, `store::conformance` is the suite every store of the
 //! server passes. Run it against yours from a test of your crate:
 //!
 //! ```toml
@@ -24,7 +24,7 @@
 //! # }
 //! ```
 //!
-//! Each property is also a function of its own ([`conformance::round_trip`], ...),
+//! Each property is also a function of its own (`conformance::round_trip`, ...),
 //! and a failure panics with the property's name. What only your backend can show
 //! (its temporary files are gone, say) stays in your own tests.
 
