@@ -76,11 +76,19 @@ async fn s3_refuses_a_wrong_secret() {
     let mut opts = s3::options(addr, "glance");
     opts.secret_key = "wrong".into();
     let store = S3Store::new(opts).unwrap();
+    let err = store
+        .put(&upload("x"), stream_of(b"hello", 5))
+        .await
+        .unwrap_err();
+    // A failure of the store, which keeps object_store's error as its cause.
+    assert!(matches!(err, StoreError::Failed { .. }), "{err:?}");
+    let cause = std::error::Error::source(&err).expect("a cause");
     assert!(
-        store
-            .put(&upload("x"), stream_of(b"hello", 5))
-            .await
-            .is_err()
+        matches!(
+            cause.downcast_ref::<object_store::Error>(),
+            Some(object_store::Error::PermissionDenied { .. })
+        ),
+        "{cause:?}"
     );
 }
 

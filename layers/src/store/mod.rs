@@ -42,33 +42,89 @@ mod memory;
 
 pub use memory::MemoryStore;
 
-/// Failures of a store, as callers branch on them.
+/// A backend's own error, kept as the cause of a [`StoreError`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Failures of a store, as callers branch on them. Backend failures keep the
+/// backend's error as their [`source`](std::error::Error::source), so a log can
+/// say which disk or which S3 request failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
+    /// No object at this URL, or the URL is not one of the store's.
     #[error("no data at {0}")]
     NotFound(String),
-    #[error("the store is full")]
-    Full,
+    /// The disk, or a quota the backend enforces, is full.
+    // The cause is in the message as well as in `source`, as object_store's
+    // errors do, so that a log line of the error alone names it.
+    #[error("store {store} is full: {source}")]
+    Full {
+        store: String,
+        #[source]
+        source: BoxError,
+    },
     #[error("the store does not support {0}")]
     NotSupported(&'static str),
     /// The data stream handed to `put` failed; the store removed what it wrote.
     #[error(transparent)]
     Data(ImageError),
+    /// The backend failed (I/O, network, refused credentials); `source` says how.
+    #[error("store {store}: {source}")]
+    Failed {
+        store: String,
+        #[source]
+        source: BoxError,
+    },
+    /// The backend failed and only a message is known. Prefer [`StoreError::Failed`],
+    /// which keeps the cause.
     #[error("store {store}: {message}")]
     Backend { store: String, message: String },
 }
 
+impl StoreError {
+    /// A failure of `store`, caused by `source`.
+    pub fn failed(store: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        StoreError::Failed {
+            store: store.into(),
+            source: source.into(),
+        }
+    }
+
+    /// `store` is full; `source` is how the backend said so.
+    pub fn full(store: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        StoreError::Full {
+            store: store.into(),
+            source: source.into(),
+        }
+    }
+
+    /// An I/O failure of `store`: [`StoreError::Full`] when the disk or the user's
+    /// disk quota is full (ENOSPC, EDQUOT), else [`StoreError::Failed`]. A missing
+    /// file is left to the caller, which knows the URL it stands for.
+    pub fn io(store: impl Into<String>, e: std::io::Error) -> Self {
+        match e.kind() {
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+                StoreError::full(store, e)
+            }
+            _ => StoreError::failed(store, e),
+        }
+    }
+}
+
+/// The one place store failures become domain errors.
 impl From<StoreError> for ImageError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(_) => ImageError::NotFound("Image data not found.".into()),
-            StoreError::Full => ImageError::TooLarge("Image storage media is full.".into()),
+            e @ StoreError::Full { .. } => {
+                tracing::warn!(error = %e, "store full");
+                ImageError::TooLarge("Image storage media is full.".into())
+            }
             StoreError::NotSupported(what) => {
                 ImageError::BadRequest(format!("The store does not support {what}."))
             }
             StoreError::Data(e) => e,
-            e @ StoreError::Backend { .. } => {
+            e @ (StoreError::Failed { .. } | StoreError::Backend { .. }) => {
                 tracing::error!(error = %e, "store failure");
                 ImageError::Unavailable("The image store is not available.".into())
             }
@@ -281,5 +337,38 @@ impl std::fmt::Debug for StoreSet {
             .field("default", &self.default)
             .field("stores", &self.stores.keys().collect::<Vec<_>>())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+    use std::io;
+
+    use super::*;
+
+    #[test]
+    fn a_full_disk_or_quota_is_full_and_keeps_its_cause() {
+        for kind in [io::ErrorKind::StorageFull, io::ErrorKind::QuotaExceeded] {
+            let e = StoreError::io("file", io::Error::new(kind, "no room"));
+            assert!(matches!(e, StoreError::Full { .. }), "{e:?}");
+            assert_eq!(e.to_string(), "store file is full: no room");
+            let cause = e.source().expect("the cause is kept");
+            let cause = cause.downcast_ref::<io::Error>().expect("as an io::Error");
+            assert_eq!(cause.kind(), kind);
+            assert!(matches!(ImageError::from(e), ImageError::TooLarge(_)));
+        }
+    }
+
+    #[test]
+    fn other_io_failures_are_failed_and_unavailable() {
+        let e = StoreError::io(
+            "file",
+            io::Error::new(io::ErrorKind::PermissionDenied, "read-only"),
+        );
+        assert!(matches!(e, StoreError::Failed { .. }), "{e:?}");
+        assert_eq!(e.to_string(), "store file: read-only");
+        assert!(e.source().unwrap().downcast_ref::<io::Error>().is_some());
+        assert!(matches!(ImageError::from(e), ImageError::Unavailable(_)));
     }
 }
