@@ -61,16 +61,14 @@ impl FileStore {
         self.root.join(format!(".{image_id}.{upload_id}.tmp"))
     }
 
-    fn backend(&self, e: std::io::Error) -> StoreError {
-        match e.kind() {
-            // ENOSPC, and EDQUOT (a user's disk quota) likewise.
-            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => StoreError::Full,
-            std::io::ErrorKind::NotFound => StoreError::NotFound(e.to_string()),
-            _ => StoreError::Backend {
-                store: "file".into(),
-                message: e.to_string(),
-            },
+    /// An I/O failure on `path`: a missing file is [`StoreError::NotFound`] under
+    /// the URL it stands for; a full disk or quota is `Full`; the rest `Failed`, all
+    /// with the `io::Error` kept as their source.
+    fn io_error(&self, path: &Path, e: std::io::Error) -> StoreError {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            return StoreError::NotFound(self.url_of(path));
         }
+        StoreError::io("file", e)
     }
 }
 
@@ -128,7 +126,7 @@ impl Store for FileStore {
             .write(true)
             .create_new(true)
             .open(&tmp_path)
-            .map_err(|e| self.backend(e))?;
+            .map_err(|e| self.io_error(&tmp_path, e))?;
         let mut guard = TempFile {
             path: Some(tmp_path.clone()),
         };
@@ -159,25 +157,19 @@ impl Store for FileStore {
         drop(tx);
         writer
             .await
-            .map_err(|e| StoreError::Backend {
-                store: "file".into(),
-                message: e.to_string(),
-            })?
-            .map_err(|e| self.backend(e))?;
+            .map_err(|e| StoreError::failed("file", e))?
+            .map_err(|e| self.io_error(&tmp_path, e))?;
         tokio::fs::rename(&tmp_path, &dest)
             .await
-            .map_err(|e| self.backend(e))?;
+            .map_err(|e| self.io_error(&tmp_path, e))?;
         guard.path = None;
         if self.fsync {
             // The rename is durable only once the directory entry is.
             let dir = self.root.clone();
             tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all())
                 .await
-                .map_err(|e| StoreError::Backend {
-                    store: "file".into(),
-                    message: e.to_string(),
-                })?
-                .map_err(|e| self.backend(e))?;
+                .map_err(|e| StoreError::failed("file", e))?
+                .map_err(|e| self.io_error(&self.root, e))?;
         }
         Ok(StoredObject {
             url: self.url_of(&dest),
@@ -205,7 +197,7 @@ impl Store for FileStore {
                     tracing::info!(path = %path.display(), "removed the data of an unfinished upload")
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(self.backend(e)),
+                Err(e) => return Err(self.io_error(&path, e)),
             }
         }
         Ok(())
@@ -215,8 +207,12 @@ impl Store for FileStore {
         let mut found = Vec::new();
         let mut dir = tokio::fs::read_dir(&self.root)
             .await
-            .map_err(|e| self.backend(e))?;
-        while let Some(entry) = dir.next_entry().await.map_err(|e| self.backend(e))? {
+            .map_err(|e| self.io_error(&self.root, e))?;
+        while let Some(entry) = dir
+            .next_entry()
+            .await
+            .map_err(|e| self.io_error(&self.root, e))?
+        {
             let name = entry.file_name();
             let Some(ids) = name
                 .to_str()
@@ -235,12 +231,12 @@ impl Store for FileStore {
         let path = self.path_of(url)?;
         let mut file = tokio::fs::File::open(&path)
             .await
-            .map_err(|e| self.backend(e))?;
+            .map_err(|e| self.io_error(&path, e))?;
         let stream = match range {
             Some(r) => {
                 file.seek(SeekFrom::Start(r.start))
                     .await
-                    .map_err(|e| self.backend(e))?;
+                    .map_err(|e| self.io_error(&path, e))?;
                 ReaderStream::with_capacity(file.take(r.end - r.start), CHUNK).boxed()
             }
             None => ReaderStream::with_capacity(file, CHUNK).boxed(),
@@ -258,9 +254,9 @@ impl Store for FileStore {
 
     async fn delete(&self, url: &str) -> Result<(), StoreError> {
         let path = self.path_of(url)?;
-        tokio::fs::remove_file(path)
+        tokio::fs::remove_file(&path)
             .await
-            .map_err(|e| self.backend(e))
+            .map_err(|e| self.io_error(&path, e))
     }
 
     fn properties(&self) -> serde_json::Value {
@@ -273,9 +269,9 @@ impl Store for FileStore {
 
     async fn size(&self, url: &str) -> Result<u64, StoreError> {
         let path = self.path_of(url)?;
-        Ok(tokio::fs::metadata(path)
+        Ok(tokio::fs::metadata(&path)
             .await
-            .map_err(|e| self.backend(e))?
+            .map_err(|e| self.io_error(&path, e))?
             .len())
     }
 }

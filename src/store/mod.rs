@@ -1,11 +1,11 @@
 //! Storage backends behind `glance_layers::store::Store`.
 
 mod file;
-mod memory;
 mod s3;
 
 pub use file::FileStore;
-pub use memory::MemoryStore;
+// The memory store is part of the contract crate, so third parties can test with it.
+pub use glance_layers::store::MemoryStore;
 pub use s3::{S3Options, S3Store};
 
 use std::sync::Arc;

@@ -49,14 +49,26 @@ impl std::fmt::Debug for S3Store {
     }
 }
 
-fn backend(e: object_store::Error) -> StoreError {
-    match e {
-        object_store::Error::NotFound { path, .. } => StoreError::NotFound(path),
-        other => StoreError::Backend {
-            store: "s3".into(),
-            message: other.to_string(),
-        },
+/// Error codes by which S3 servers say the store is full: Ceph's bucket or user
+/// quota, MinIO's disk. object_store has no variant for this and keeps the
+/// response only as text in its error's message, so the message is searched.
+const FULL: &[&str] = &[
+    "<Code>QuotaExceeded</Code>",
+    "<Code>XMinioStorageFull</Code>",
+    "507 Insufficient Storage",
+];
+
+/// Whether `e`, or an error it was caused by, says the store is full.
+fn says_full(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if FULL.iter().any(|code| text.contains(code)) {
+            return true;
+        }
+        cause = c.source();
     }
+    false
 }
 
 impl S3Store {
@@ -95,6 +107,16 @@ impl S3Store {
     /// them out of the database).
     fn url_of(&self, key: &str) -> String {
         format!("s3://{}/{}/{key}", self.authority(), self.bucket)
+    }
+
+    /// object_store's error as a store error that keeps it as its source; a
+    /// missing object is not found under its URL.
+    fn error(&self, e: object_store::Error) -> StoreError {
+        match e {
+            object_store::Error::NotFound { path, .. } => StoreError::NotFound(self.url_of(&path)),
+            e if says_full(&e) => StoreError::full("s3", e),
+            e => StoreError::failed("s3", e),
+        }
     }
 
     fn key_of(&self, url: &str) -> Result<Path, StoreError> {
@@ -199,7 +221,11 @@ impl Store for S3Store {
             )));
         }
         let path = Path::from(image_id);
-        let id = self.store.create_multipart(&path).await.map_err(backend)?;
+        let id = self
+            .store
+            .create_multipart(&path)
+            .await
+            .map_err(|e| self.error(e))?;
         let open = OpenUpload {
             store: self.store.clone(),
             path: path.clone(),
@@ -246,7 +272,7 @@ impl Store for S3Store {
                             .next()
                             .await
                             .expect("parts in flight")
-                            .map_err(backend)?;
+                            .map_err(|e| self.error(e))?;
                         done[idx] = Some(part);
                     }
                 }
@@ -255,7 +281,7 @@ impl Store for S3Store {
                 }
             }
             while let Some(finished) = in_flight.next().await {
-                let (idx, part) = finished.map_err(backend)?;
+                let (idx, part) = finished.map_err(|e| self.error(e))?;
                 done[idx] = Some(part);
             }
             Ok(())
@@ -272,7 +298,7 @@ impl Store for S3Store {
             .collect();
         if let Err(e) = self.store.complete_multipart(&path, &id, parts).await {
             open.abort().await;
-            return Err(backend(e));
+            return Err(self.error(e));
         }
         let mut open = open;
         open.id = None;
@@ -298,13 +324,13 @@ impl Store for S3Store {
                 Err(e @ object_store::Error::PermissionDenied { .. }) => {
                     tracing::warn!(error = %e, "S3 refused to abort a multipart upload; taking it as gone");
                 }
-                Err(e) => return Err(backend(e)),
+                Err(e) => return Err(self.error(e)),
             }
         }
         if with_final {
             match self.store.delete(&path).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(backend(e)),
+                Err(e) => return Err(self.error(e)),
             }
         }
         Ok(())
@@ -316,7 +342,11 @@ impl Store for S3Store {
             range: range.map(GetRange::Bounded),
             ..GetOptions::default()
         };
-        let result = self.store.get_opts(&path, opts).await.map_err(backend)?;
+        let result = self
+            .store
+            .get_opts(&path, opts)
+            .await
+            .map_err(|e| self.error(e))?;
         Ok(result
             .into_stream()
             .map_err(|e| {
@@ -331,12 +361,17 @@ impl Store for S3Store {
 
     async fn delete(&self, url: &str) -> Result<(), StoreError> {
         let path = self.key_of(url)?;
-        self.store.delete(&path).await.map_err(backend)
+        self.store.delete(&path).await.map_err(|e| self.error(e))
     }
 
     async fn size(&self, url: &str) -> Result<u64, StoreError> {
         let path = self.key_of(url)?;
-        Ok(self.store.head(&path).await.map_err(backend)?.size)
+        Ok(self
+            .store
+            .head(&path)
+            .await
+            .map_err(|e| self.error(e))?
+            .size)
     }
 
     fn properties(&self) -> serde_json::Value {
@@ -345,5 +380,76 @@ impl Store for S3Store {
             "s3_store_large_object_chunk_size": self.options.chunk_size >> 20,
             "s3_store_thread_pools": self.options.concurrency,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> S3Store {
+        S3Store::new(S3Options {
+            host: "http://127.0.0.1:9".into(),
+            access_key: "a".into(),
+            secret_key: "s".into(),
+            bucket: "glance".into(),
+            region: "us-east-1".into(),
+            chunk_size: 5 << 20,
+            concurrency: 1,
+        })
+        .unwrap()
+    }
+
+    /// What object_store's retry error says of a refused request, as text.
+    #[derive(Debug)]
+    struct Response(&'static str);
+    impl std::fmt::Display for Response {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(
+                f,
+                "Error performing PUT http://s3/glance/img in 1ms - {}",
+                self.0
+            )
+        }
+    }
+    impl std::error::Error for Response {}
+
+    #[test]
+    fn full_codes_make_a_full_store_that_keeps_the_cause() {
+        for body in [
+            "Server returned non-2xx status code: 403 Forbidden: <Error><Code>QuotaExceeded</Code></Error>",
+            "Server returned non-2xx status code: 507 Insufficient Storage: <Error><Code>XMinioStorageFull</Code></Error>",
+        ] {
+            let e = store().error(object_store::Error::Generic {
+                store: "S3",
+                source: Box::new(Response(body)),
+            });
+            assert!(matches!(e, StoreError::Full { .. }), "{e:?}");
+            let source = std::error::Error::source(&e).unwrap();
+            assert!(source.downcast_ref::<object_store::Error>().is_some());
+        }
+    }
+
+    #[test]
+    fn other_failures_are_failed_and_missing_objects_not_found() {
+        let e = store().error(object_store::Error::Generic {
+            store: "S3",
+            source: Box::new(Response(
+                "Server returned non-2xx status code: 500 Internal Server Error: ",
+            )),
+        });
+        assert!(matches!(e, StoreError::Failed { .. }), "{e:?}");
+        assert!(
+            e.to_string().starts_with("store s3: Generic S3 error: "),
+            "{e}"
+        );
+        let e = store().error(object_store::Error::NotFound {
+            path: "img".into(),
+            source: Box::new(Response("404")),
+        });
+        assert!(
+            matches!(&e, StoreError::NotFound(url) if url == "s3://127.0.0.1:9/glance/img"),
+            "{e:?}"
+        );
     }
 }

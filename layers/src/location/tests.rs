@@ -44,10 +44,7 @@ impl Store for MapStore {
         while let Some(chunk) = data.next().await {
             let chunk = chunk.map_err(StoreError::Data)?;
             if chunk.contains(&0xFF) {
-                return Err(StoreError::Backend {
-                    store: "map".into(),
-                    message: "disk on fire".into(),
-                });
+                return Err(StoreError::failed("map", "disk on fire"));
             }
             buf.extend_from_slice(&chunk);
         }

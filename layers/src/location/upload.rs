@@ -99,10 +99,7 @@ impl PutJournal for LeaseJournal<'_> {
         self.records
             .note_partial(self.lease, partial)
             .await
-            .map_err(|e| StoreError::Backend {
-                store: "journal".into(),
-                message: e.to_string(),
-            })
+            .map_err(|e| StoreError::failed("journal", e))
     }
 }
 

@@ -1,22 +1,26 @@
 //! The `memory` store: images in a map. For tests and experiments only: it holds
-//! each image whole, which the other stores never do.
+//! each image whole, which the other stores never do. It is always compiled (it is
+//! small and needs nothing the crate does not already use), so a layer's tests can
+//! build a stack over it without a feature.
 
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
+use super::{Capabilities, Store, StoreError, StoredObject, Upload};
+use crate::DataStream;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
-use glance_layers::DataStream;
-use glance_layers::store::{Capabilities, Store, StoreError, StoredObject, Upload};
 
+/// Images in a map, under `memory://<image id>`. Clones share the map.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
     objects: Arc<Mutex<HashMap<String, Bytes>>>,
 }
 
 impl MemoryStore {
+    /// Objects stored.
     pub fn len(&self) -> usize {
         self.lock().len()
     }

@@ -1,5 +1,32 @@
-//! What the location layer needs from a storage backend. Backends live in the
-//! server crate (`src/store/`); this is their contract.
+//! What the location layer needs from a storage backend: the [`Store`] contract.
+//! The server's backends (file, S3) live in its `src/store/`; [`MemoryStore`] lives
+//! here, so that layers and their tests can run without a disk.
+//!
+//! # Testing your own store
+//!
+//! With the `testing` feature, `store::conformance` is the suite every store of the
+//! server passes. Run it against yours from a test of your crate:
+//!
+//! ```toml
+//! [dev-dependencies]
+//! glance-layers = { version = "0.1", features = ["testing"] }
+//! ```
+//!
+//! ```no_run
+//! # #[cfg(feature = "testing")]
+//! # async fn test() {
+//! use std::sync::Arc;
+//! use glance_layers::store::{MemoryStore, conformance};
+//!
+//! // In a `#[tokio::test]`; build your store instead of this one.
+//! let store = Arc::new(MemoryStore::default());
+//! conformance::run_all(store, conformance::Options::default()).await;
+//! # }
+//! ```
+//!
+//! Each property is also a function of its own (`conformance::round_trip`, ...),
+//! and a failure panics with the property's name. What only your backend can show
+//! (its temporary files are gone, say) stays in your own tests.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -9,36 +36,94 @@ use async_trait::async_trait;
 
 use crate::{DataStream, ImageError};
 
-/// Failures of a store, as callers branch on them.
+#[cfg(feature = "testing")]
+pub mod conformance;
+mod memory;
+
+pub use memory::MemoryStore;
+
+/// A backend's own error, kept as the cause of a [`StoreError`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Failures of a store, as callers branch on them. Backend failures keep the
+/// backend's error as their [`source`](std::error::Error::source), so a log can
+/// say which disk or which S3 request failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
+    /// No object at this URL, or the URL is not one of the store's.
     #[error("no data at {0}")]
     NotFound(String),
-    #[error("the store is full")]
-    Full,
+    /// The disk, or a quota the backend enforces, is full.
+    // The cause is in the message as well as in `source`, as object_store's
+    // errors do, so that a log line of the error alone names it.
+    #[error("store {store} is full: {source}")]
+    Full {
+        store: String,
+        #[source]
+        source: BoxError,
+    },
     #[error("the store does not support {0}")]
     NotSupported(&'static str),
     /// The data stream handed to `put` failed; the store removed what it wrote.
     #[error(transparent)]
     Data(ImageError),
-    #[error("store {store}: {message}")]
-    Backend { store: String, message: String },
+    /// The backend failed (I/O, network, refused credentials); `source` says how.
+    #[error("store {store}: {source}")]
+    Failed {
+        store: String,
+        #[source]
+        source: BoxError,
+    },
 }
 
+impl StoreError {
+    /// A failure of `store`, caused by `source`.
+    pub fn failed(store: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        StoreError::Failed {
+            store: store.into(),
+            source: source.into(),
+        }
+    }
+
+    /// `store` is full; `source` is how the backend said so.
+    pub fn full(store: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        StoreError::Full {
+            store: store.into(),
+            source: source.into(),
+        }
+    }
+
+    /// An I/O failure of `store`: [`StoreError::Full`] when the disk or the user's
+    /// disk quota is full (ENOSPC, EDQUOT), else [`StoreError::Failed`]. A missing
+    /// file is left to the caller, which knows the URL it stands for.
+    pub fn io(store: impl Into<String>, e: std::io::Error) -> Self {
+        match e.kind() {
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+                StoreError::full(store, e)
+            }
+            _ => StoreError::failed(store, e),
+        }
+    }
+}
+
+/// The one place store failures become domain errors.
 impl From<StoreError> for ImageError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(_) => ImageError::NotFound("Image data not found.".into()),
-            StoreError::Full => ImageError::StoreFull("Image storage media is full.".into()),
+            e @ StoreError::Full { .. } => {
+                tracing::warn!(error = %e, "store full");
+                ImageError::StoreFull("Image storage media is full.".into())
+            }
             StoreError::NotSupported(what) => {
                 ImageError::Unsupported(format!("The store does not support {what}."))
             }
             StoreError::Data(e) => e,
-            e @ StoreError::Backend { .. } => {
-                tracing::error!(error = %e, "store failure");
-                ImageError::unavailable("The image store is not available.", None)
-            }
+            e @ StoreError::Failed { .. } => ImageError::unavailable(
+                "The image store is not available.",
+                Some(std::sync::Arc::new(e) as crate::ErrorSource),
+            ),
         }
     }
 }
@@ -248,5 +333,41 @@ impl std::fmt::Debug for StoreSet {
             .field("default", &self.default)
             .field("stores", &self.stores.keys().collect::<Vec<_>>())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+    use std::io;
+
+    use super::*;
+
+    #[test]
+    fn a_full_disk_or_quota_is_full_and_keeps_its_cause() {
+        for kind in [io::ErrorKind::StorageFull, io::ErrorKind::QuotaExceeded] {
+            let e = StoreError::io("file", io::Error::new(kind, "no room"));
+            assert!(matches!(e, StoreError::Full { .. }), "{e:?}");
+            assert_eq!(e.to_string(), "store file is full: no room");
+            let cause = e.source().expect("the cause is kept");
+            let cause = cause.downcast_ref::<io::Error>().expect("as an io::Error");
+            assert_eq!(cause.kind(), kind);
+            assert!(matches!(ImageError::from(e), ImageError::StoreFull(_)));
+        }
+    }
+
+    #[test]
+    fn other_io_failures_are_failed_and_unavailable() {
+        let e = StoreError::io(
+            "file",
+            io::Error::new(io::ErrorKind::PermissionDenied, "read-only"),
+        );
+        assert!(matches!(e, StoreError::Failed { .. }), "{e:?}");
+        assert_eq!(e.to_string(), "store file: read-only");
+        assert!(e.source().unwrap().downcast_ref::<io::Error>().is_some());
+        let image_error = ImageError::from(e);
+        assert!(matches!(image_error, ImageError::Unavailable { .. }));
+        let cause = image_error.source().expect("the store error is kept");
+        assert!(cause.to_string().starts_with("store file"));
     }
 }
