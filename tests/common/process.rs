@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use glance_testkit::database::ScratchDatabase;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The longest wait for anything the tests expect to happen (a start-up, a
@@ -44,7 +45,7 @@ pub struct ServerProcess {
     config_file: PathBuf,
     log_file: PathBuf,
     child: Option<Child>,
-    database: Option<super::TestDatabase>,
+    database: Option<ScratchDatabase>,
 }
 
 impl ServerProcess {
@@ -72,8 +73,9 @@ impl ServerProcess {
     pub async fn database_line() -> (String, Option<OwnDatabase>) {
         match super::database_server() {
             Some(admin) => {
-                let (db, url) = super::TestDatabase::create(&admin).await;
-                (format!("connection = \"{url}\"\n"), Some(OwnDatabase(db)))
+                let db = ScratchDatabase::create(&admin, "glance_t").await;
+                let line = format!("connection = \"{}\"\n", db.url());
+                (line, Some(OwnDatabase(db)))
             }
             None => (String::new(), None),
         }
@@ -189,14 +191,12 @@ impl ServerProcess {
 impl Drop for ServerProcess {
     fn drop(&mut self) {
         self.kill9();
-        if let Some(db) = self.database.take() {
-            db.drop_now();
-        }
+        drop(self.database.take());
     }
 }
 
 /// A database created for one test (see [`ServerProcess::database_line`]).
-pub struct OwnDatabase(super::TestDatabase);
+pub struct OwnDatabase(ScratchDatabase);
 
 /// The bytes uploads send: a fixed 1 MiB block, repeated.
 pub fn block() -> &'static [u8] {
