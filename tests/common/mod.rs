@@ -12,15 +12,24 @@ use glance_api::app::AppBuilder;
 use glance_api::config::Config;
 use glance_api::server::{self, ServerOptions};
 use glance_testkit::database::ScratchDatabase;
+use glance_testkit::http::Api;
 use tokio::sync::oneshot;
 
+/// A server in this process; its requests (`get`, `upload`, `create`, `url`,
+/// `client`...) are [`Api`]'s.
 pub struct TestServer {
-    pub url: String,
+    pub api: Api,
     pub dir: tempfile::TempDir,
-    pub client: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     database: Option<ScratchDatabase>,
     pub config: Config,
+}
+
+impl std::ops::Deref for TestServer {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
 }
 
 impl Drop for TestServer {
@@ -106,9 +115,8 @@ async fn serve(builder: AppBuilder) -> TestServer {
         let _ = rx.await;
     }));
     TestServer {
-        url,
+        api: Api::new(url),
         dir: tempfile::tempdir().unwrap(),
-        client: reqwest::Client::new(),
         stop: Some(tx),
         database: None,
         config: app.config,
@@ -129,58 +137,5 @@ impl TestServer {
                     .collect()
             })
             .unwrap_or_default()
-    }
-
-    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
-        self.client.get(format!("{}{path}", self.url))
-    }
-
-    pub fn post_json(&self, path: &str, body: serde_json::Value) -> reqwest::RequestBuilder {
-        self.client.post(format!("{}{path}", self.url)).json(&body)
-    }
-
-    pub fn patch(&self, path: &str, body: serde_json::Value) -> reqwest::RequestBuilder {
-        self.client
-            .patch(format!("{}{path}", self.url))
-            .header(
-                "content-type",
-                "application/openstack-images-v2.1-json-patch",
-            )
-            .body(body.to_string())
-    }
-
-    pub fn delete(&self, path: &str) -> reqwest::RequestBuilder {
-        self.client.delete(format!("{}{path}", self.url))
-    }
-
-    pub fn upload(&self, id: &str, data: impl Into<reqwest::Body>) -> reqwest::RequestBuilder {
-        self.client
-            .put(format!("{}/v2/images/{id}/file", self.url))
-            .header("content-type", "application/octet-stream")
-            .body(data)
-    }
-
-    /// Creates a raw/bare image and returns its JSON.
-    pub async fn create(&self, extra: serde_json::Value) -> serde_json::Value {
-        let mut body =
-            serde_json::json!({"name": "t", "disk_format": "raw", "container_format": "bare"});
-        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
-            for (k, v) in e {
-                b.insert(k.clone(), v.clone());
-            }
-        }
-        let resp = self.post_json("/v2/images", body).send().await.unwrap();
-        assert_eq!(resp.status(), 201, "create");
-        resp.json().await.unwrap()
-    }
-
-    pub async fn image(&self, id: &str) -> serde_json::Value {
-        self.get(&format!("/v2/images/{id}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
     }
 }

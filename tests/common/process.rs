@@ -8,20 +8,14 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use glance_testkit::database::ScratchDatabase;
+use glance_testkit::http::Api;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The longest wait for anything the tests expect to happen (a start-up, a
 /// recovery sweep): a bound against hangs, not a performance figure.
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
-/// A port nothing listens on right now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use glance_testkit::http::free_port;
 
 /// Writes one line to the real stderr: libtest swallows `eprintln!` of passing tests.
 pub fn say(line: &str) {
@@ -38,10 +32,12 @@ pub fn skip(test: &str, why: &str) {
     say(&format!("SKIPPED {test}: {why}"));
 }
 
+/// The server as a child process; its requests (`get`, `upload`, `url`,
+/// `client`...) are [`Api`]'s, but for [`create`](Self::create) and
+/// [`image`](Self::image), which are its own.
 pub struct ServerProcess {
-    pub url: String,
+    pub api: Api,
     pub addr: String,
-    pub client: reqwest::Client,
     config_file: PathBuf,
     log_file: PathBuf,
     child: Option<Child>,
@@ -55,9 +51,8 @@ impl ServerProcess {
         std::fs::write(file, config).unwrap();
         let addr = format!("127.0.0.1:{}", free_port());
         let mut server = ServerProcess {
-            url: format!("http://{addr}"),
+            api: Api::new(format!("http://{addr}")),
             addr,
-            client: reqwest::Client::new(),
             config_file: file.to_path_buf(),
             log_file: file.with_extension("log"),
             child: None,
@@ -150,17 +145,6 @@ impl ServerProcess {
         std::fs::read_to_string(&self.log_file).unwrap_or_default()
     }
 
-    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
-        self.client.get(format!("{}{path}", self.url))
-    }
-
-    pub fn upload(&self, id: &str, data: impl Into<reqwest::Body>) -> reqwest::RequestBuilder {
-        self.client
-            .put(format!("{}/v2/images/{id}/file", self.url))
-            .header("content-type", "application/octet-stream")
-            .body(data)
-    }
-
     /// Creates a raw/bare image and returns its id.
     pub async fn create(&self) -> String {
         let resp = self
@@ -185,6 +169,13 @@ impl ServerProcess {
     /// so the test decides how many bytes the server gets before something fails.
     pub async fn begin_upload(&self, id: &str, total: u64) -> RawUpload {
         RawUpload::begin(&self.addr, id, total).await
+    }
+}
+
+impl std::ops::Deref for ServerProcess {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
     }
 }
 
