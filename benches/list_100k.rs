@@ -29,53 +29,31 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use glance_api::db::Repo;
+use glance_testkit::database::ScratchDatabase;
+use glance_testkit::seed;
 use sea_orm::ConnectionTrait;
-
-#[path = "support/seed.rs"]
-mod seed;
 
 const FULL_ROWS: u64 = 100_000;
 const SHORT_ROWS: u64 = 5_000;
 const TIMED_CALLS: usize = 300;
 
-/// A database to bench on, and how to drop it afterwards.
+/// A database to bench on; a server's is dropped with it.
 struct Target {
     label: &'static str,
     url: String,
-    /// The admin URL and the database name, for a server database.
-    drop: Option<(String, String)>,
+    _database: Option<ScratchDatabase>,
 }
 
 async fn server_target(admin: &str) -> Target {
-    let name = format!("glance_bench_{}", uuid::Uuid::new_v4().simple());
-    let conn = sea_orm::Database::connect(admin).await.unwrap();
-    conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    let _ = conn.close().await;
-    let base = admin.rsplit_once('/').map_or(admin, |(b, _)| b);
+    let database = ScratchDatabase::create(admin, "glance_bench").await;
     Target {
-        label: if admin.starts_with("postgres") {
+        label: if database.is_postgres() {
             "postgres"
         } else {
             "mysql"
         },
-        url: format!("{base}/{name}"),
-        drop: Some((admin.to_string(), name)),
-    }
-}
-
-async fn drop_database(admin: &str, name: &str) {
-    let force = if admin.starts_with("postgres") {
-        " WITH (FORCE)"
-    } else {
-        ""
-    };
-    if let Ok(conn) = sea_orm::Database::connect(admin).await {
-        let _ = conn
-            .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name}{force}"))
-            .await;
-        let _ = conn.close().await;
+        url: database.url().to_string(),
+        _database: Some(database),
     }
 }
 
@@ -105,7 +83,7 @@ fn list(c: &mut Criterion) {
             "sqlite://{}?mode=rwc",
             dir.path().join("glance.sqlite").display()
         ),
-        drop: None,
+        _database: None,
     }];
     if let Some(admin) = std::env::var("GLANCE_BENCH_DATABASE_URL")
         .ok()
@@ -114,7 +92,7 @@ fn list(c: &mut Criterion) {
         targets.push(rt.block_on(server_target(&admin)));
     }
 
-    for target in &targets {
+    for target in targets {
         let started = Instant::now();
         let db = rt.block_on(async {
             let db = glance_api::db::connect(&target.url).await.unwrap();
@@ -189,10 +167,8 @@ fn list(c: &mut Criterion) {
         }
         rt.block_on(async {
             let _ = repo.connection().clone().close().await;
-            if let Some((admin, name)) = &target.drop {
-                drop_database(admin, name).await;
-            }
         });
+        drop(target);
     }
 }
 

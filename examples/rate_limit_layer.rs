@@ -7,7 +7,6 @@
 
 use glance_api::app::AppBuilder;
 use glance_api::config::{Config, Overrides};
-use glance_layers::Middleware as _;
 
 // begin: README
 use glance_layers::middleware::{Middleware, Next};

@@ -7,7 +7,8 @@
 #
 # Needs a nightly toolchain (installed with rustup if missing) and cargo-fuzz
 # (installed into ~/.cargo/bin if missing). The build (dev profile, no sanitizer:
-# the targets are safe Rust, and a cold build stays a few minutes) and the corpus
+# the targets are safe Rust; the targets link the server crate, so a cold build
+# compiles its whole dependency tree once) and the corpus
 # live under ~/.cache/glance-api, so later runs start warm and where the last
 # one stopped.
 # Knobs: FUZZ_TARGET_DIR, FUZZ_CORPUS_DIR, FUZZ_TOOLCHAIN (default nightly).

@@ -1,5 +1,5 @@
 //! The list queries are served by indexes. For each request of the list bench
-//! (`benches/support/seed.rs`: the default list, each common filter and sort, later
+//! (`glance_testkit::seed`: the default list, each common filter and sort, later
 //! pages, a member's view), the statement `Repo::list` runs is built by
 //! `Repo::list_select`, the database explains it, and the plan must read `images`
 //! (and `image_tags`, for a tag) through the index meant for it: never a full scan
@@ -18,10 +18,9 @@ mod common;
 
 use common::services::{self, Service};
 use glance_api::db::Repo;
+use glance_testkit::database::ScratchDatabase;
+use glance_testkit::seed;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, QueryTrait, Statement};
-
-#[path = "../benches/support/seed.rs"]
-mod seed;
 
 const SQLITE_ROWS: u64 = 3_000;
 const SERVER_ROWS: u64 = 20_000;
@@ -318,54 +317,6 @@ async fn sqlite_list_queries_use_indexes() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
-/// A database of its own on the server, dropped however the test ends.
-struct ServerDatabase {
-    admin: String,
-    name: String,
-}
-
-impl ServerDatabase {
-    async fn create(admin: &str) -> (ServerDatabase, String) {
-        let name = format!("glance_ix_{}", uuid::Uuid::new_v4().simple());
-        let conn = sea_orm::Database::connect(admin).await.unwrap();
-        conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-        let _ = conn.close().await;
-        let base = admin.rsplit_once('/').map_or(admin, |(b, _)| b);
-        let url = format!("{base}/{name}");
-        let admin = admin.to_string();
-        (ServerDatabase { admin, name }, url)
-    }
-}
-
-impl Drop for ServerDatabase {
-    fn drop(&mut self) {
-        let (admin, name) = (self.admin.clone(), self.name.clone());
-        // `Drop` cannot await, and the test's runtime may be unwinding.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                let force = if admin.starts_with("postgres") {
-                    " WITH (FORCE)"
-                } else {
-                    ""
-                };
-                if let Ok(conn) = sea_orm::Database::connect(&admin).await {
-                    let _ = conn
-                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name}{force}"))
-                        .await;
-                    let _ = conn.close().await;
-                }
-            })
-        })
-        .join();
-    }
-}
-
 #[tokio::test]
 async fn postgres_list_queries_use_indexes() {
     if let Some(admin) = services::url(Service::Postgres) {
@@ -382,8 +333,8 @@ async fn mariadb_list_queries_use_indexes() {
 
 /// `admin`: an account of a database server that may create databases.
 async fn server_list_queries_use_indexes(admin: &str) {
-    let (_database, url) = ServerDatabase::create(admin).await;
-    let db = glance_api::db::connect(&url).await.unwrap();
+    let database = ScratchDatabase::create(admin, "glance_ix").await;
+    let db = glance_api::db::connect(database.url()).await.unwrap();
     seed::seed(&db, SERVER_ROWS).await.unwrap();
     let analyze = match db.get_database_backend() {
         DbBackend::Postgres => "ANALYZE",

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use common::TestServer;
 use glance_api::config::AuthMode;
+use glance_testkit::http::free_port;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -614,14 +615,6 @@ fn terminate(child: &mut std::process::Child) {
         .arg(child.id().to_string())
         .status();
     let _ = child.wait();
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test]

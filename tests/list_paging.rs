@@ -10,10 +10,8 @@ mod common;
 use common::services::{self, Service};
 use glance_api::db::Repo;
 use glance_layers::ListQuery;
-use sea_orm::ConnectionTrait;
-
-#[path = "../benches/support/seed.rs"]
-mod seed;
+use glance_testkit::database::ScratchDatabase;
+use glance_testkit::seed;
 
 const ROWS: u64 = 1_500;
 const PAGE: u64 = 97;
@@ -94,26 +92,6 @@ async fn mariadb_marker_pages_add_up() {
 
 /// `admin`: an account of a database server that may create databases.
 async fn server_marker_pages_add_up(admin: String) {
-    let name = format!("glance_pg_{}", uuid::Uuid::new_v4().simple());
-    let conn = sea_orm::Database::connect(&admin).await.unwrap();
-    conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-    let result = tokio::spawn({
-        let url = format!("{base}/{name}");
-        async move { pages_add_up(&url).await }
-    })
-    .await;
-    let force = if admin.starts_with("postgres") {
-        " WITH (FORCE)"
-    } else {
-        ""
-    };
-    conn.execute_unprepared(&format!("DROP DATABASE {name}{force}"))
-        .await
-        .unwrap();
-    if let Err(e) = result {
-        std::panic::resume_unwind(e.into_panic());
-    }
+    let database = ScratchDatabase::create(&admin, "glance_pg").await;
+    pages_add_up(database.url()).await;
 }

@@ -4,6 +4,7 @@
 mod common;
 
 use glance_api::config::AuthMode;
+use glance_testkit::http::as_project;
 use serde_json::{Value, json};
 
 /// (name, project, roles)
@@ -17,10 +18,7 @@ const CALLERS: [(&str, &str, &str); 6] = [OWNER, READER, PENDING, ACCEPTED, OTHE
 const VISIBILITIES: [&str; 4] = ["public", "community", "shared", "private"];
 
 fn who(rb: reqwest::RequestBuilder, caller: (&str, &str, &str)) -> reqwest::RequestBuilder {
-    rb.header("x-identity-status", "Confirmed")
-        .header("x-project-id", caller.1)
-        .header("x-user-id", format!("u-{}", caller.1))
-        .header("x-roles", caller.2)
+    as_project(rb, caller.1, caller.2)
 }
 
 /// An active image of p1 with p3 as a pending and p4 as an accepted member, then

@@ -7,6 +7,7 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use glance_layers::{ImageError, ImageRequest, ImageResponse, Next, Operation, from_fn};
+use glance_testkit::http::as_project;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
@@ -174,13 +175,6 @@ async fn a_panicking_layer_gives_500_and_the_server_lives() {
             .status(),
         201
     );
-}
-
-fn as_project(rb: reqwest::RequestBuilder, project: &str, roles: &str) -> reqwest::RequestBuilder {
-    rb.header("x-identity-status", "Confirmed")
-        .header("x-project-id", project)
-        .header("x-user-id", format!("user-{project}"))
-        .header("x-roles", roles)
 }
 
 #[tokio::test]

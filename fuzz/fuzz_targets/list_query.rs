@@ -1,7 +1,7 @@
 //! `GET /v2/images?...`: any query string parses to a list query or a 400.
 #![no_main]
 
-use glance_fuzz::parse::{PageLimits, list_query, quote_plus};
+use glance_api::api::parse::{PageLimits, list_query, quote_plus};
 use glance_layers::ImageError;
 use libfuzzer_sys::fuzz_target;
 

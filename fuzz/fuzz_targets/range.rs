@@ -2,7 +2,7 @@
 //! against any image size to bytes inside the image or a 416.
 #![no_main]
 
-use glance_fuzz::parse::range;
+use glance_api::api::parse::range;
 use glance_layers::ImageError;
 use libfuzzer_sys::fuzz_target;
 

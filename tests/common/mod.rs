@@ -11,15 +11,25 @@ use std::time::Duration;
 use glance_api::app::AppBuilder;
 use glance_api::config::Config;
 use glance_api::server::{self, ServerOptions};
+use glance_testkit::database::ScratchDatabase;
+use glance_testkit::http::Api;
 use tokio::sync::oneshot;
 
+/// A server in this process; its requests (`get`, `upload`, `create`, `url`,
+/// `client`...) are [`Api`]'s.
 pub struct TestServer {
-    pub url: String,
+    pub api: Api,
     pub dir: tempfile::TempDir,
-    pub client: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
-    database: Option<TestDatabase>,
+    database: Option<ScratchDatabase>,
     pub config: Config,
+}
+
+impl std::ops::Deref for TestServer {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
 }
 
 impl Drop for TestServer {
@@ -27,9 +37,8 @@ impl Drop for TestServer {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
-        if let Some(db) = self.database.take() {
-            db.drop_now();
-        }
+        // After the stop: the database goes once nothing should be using it.
+        drop(self.database.take());
     }
 }
 
@@ -41,65 +50,6 @@ pub fn database_server() -> Option<String> {
     std::env::var("GLANCE_TEST_DATABASE_URL")
         .ok()
         .filter(|u| !u.is_empty())
-}
-
-struct TestDatabase {
-    admin_url: String,
-    name: String,
-}
-
-impl TestDatabase {
-    async fn create(admin_url: &str) -> (TestDatabase, String) {
-        use sea_orm::ConnectionTrait;
-        let name = format!("glance_t_{}", uuid::Uuid::new_v4().simple());
-        let admin = sea_orm::Database::connect(admin_url)
-            .await
-            .unwrap_or_else(|e| panic!("GLANCE_TEST_DATABASE_URL {admin_url} unreachable: {e}"));
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-        let _ = admin.close().await;
-        let base = admin_url
-            .rsplit_once('/')
-            .map(|(b, _)| b)
-            .unwrap_or(admin_url);
-        (
-            TestDatabase {
-                admin_url: admin_url.to_string(),
-                name: name.clone(),
-            },
-            format!("{base}/{name}"),
-        )
-    }
-
-    /// Drops the database from a thread of its own: `Drop` cannot await.
-    fn drop_now(self) {
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                use sea_orm::ConnectionTrait;
-                if let Ok(admin) = sea_orm::Database::connect(&self.admin_url).await {
-                    let force = if self.admin_url.starts_with("postgres") {
-                        " WITH (FORCE)"
-                    } else {
-                        ""
-                    };
-                    let _ = admin
-                        .execute_unprepared(&format!(
-                            "DROP DATABASE IF EXISTS {}{force}",
-                            self.name
-                        ))
-                        .await;
-                    let _ = admin.close().await;
-                }
-            })
-        })
-        .join();
-    }
 }
 
 pub async fn start() -> TestServer {
@@ -115,8 +65,8 @@ pub async fn start_with(
     config.default.data_dir = dir.path().to_path_buf();
     let database = match database_server() {
         Some(admin) => {
-            let (db, url) = TestDatabase::create(&admin).await;
-            config.database.connection = Some(url);
+            let db = ScratchDatabase::create(&admin, "glance_t").await;
+            config.database.connection = Some(db.url().to_string());
             Some(db)
         }
         None => None,
@@ -125,6 +75,19 @@ pub async fn start_with(
     let mut server = serve(customize(AppBuilder::new(config))).await;
     server.dir = dir;
     server.database = database;
+    server
+}
+
+/// A server on the database at `connection`, which the caller keeps (and drops)
+/// for as long as the server runs, whatever `GLANCE_TEST_DATABASE_URL` says.
+pub async fn start_on(connection: String, configure: impl FnOnce(&mut Config)) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.default.data_dir = dir.path().to_path_buf();
+    config.database.connection = Some(connection);
+    configure(&mut config);
+    let mut server = serve(AppBuilder::new(config)).await;
+    server.dir = dir;
     server
 }
 
@@ -152,9 +115,8 @@ async fn serve(builder: AppBuilder) -> TestServer {
         let _ = rx.await;
     }));
     TestServer {
-        url,
+        api: Api::new(url),
         dir: tempfile::tempdir().unwrap(),
-        client: reqwest::Client::new(),
         stop: Some(tx),
         database: None,
         config: app.config,
@@ -175,58 +137,5 @@ impl TestServer {
                     .collect()
             })
             .unwrap_or_default()
-    }
-
-    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
-        self.client.get(format!("{}{path}", self.url))
-    }
-
-    pub fn post_json(&self, path: &str, body: serde_json::Value) -> reqwest::RequestBuilder {
-        self.client.post(format!("{}{path}", self.url)).json(&body)
-    }
-
-    pub fn patch(&self, path: &str, body: serde_json::Value) -> reqwest::RequestBuilder {
-        self.client
-            .patch(format!("{}{path}", self.url))
-            .header(
-                "content-type",
-                "application/openstack-images-v2.1-json-patch",
-            )
-            .body(body.to_string())
-    }
-
-    pub fn delete(&self, path: &str) -> reqwest::RequestBuilder {
-        self.client.delete(format!("{}{path}", self.url))
-    }
-
-    pub fn upload(&self, id: &str, data: impl Into<reqwest::Body>) -> reqwest::RequestBuilder {
-        self.client
-            .put(format!("{}/v2/images/{id}/file", self.url))
-            .header("content-type", "application/octet-stream")
-            .body(data)
-    }
-
-    /// Creates a raw/bare image and returns its JSON.
-    pub async fn create(&self, extra: serde_json::Value) -> serde_json::Value {
-        let mut body =
-            serde_json::json!({"name": "t", "disk_format": "raw", "container_format": "bare"});
-        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
-            for (k, v) in e {
-                b.insert(k.clone(), v.clone());
-            }
-        }
-        let resp = self.post_json("/v2/images", body).send().await.unwrap();
-        assert_eq!(resp.status(), 201, "create");
-        resp.json().await.unwrap()
-    }
-
-    pub async fn image(&self, id: &str) -> serde_json::Value {
-        self.get(&format!("/v2/images/{id}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
     }
 }

@@ -7,20 +7,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use glance_testkit::database::ScratchDatabase;
+use glance_testkit::http::Api;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The longest wait for anything the tests expect to happen (a start-up, a
 /// recovery sweep): a bound against hangs, not a performance figure.
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
-/// A port nothing listens on right now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use glance_testkit::http::free_port;
 
 /// Writes one line to the real stderr: libtest swallows `eprintln!` of passing tests.
 pub fn say(line: &str) {
@@ -37,14 +32,16 @@ pub fn skip(test: &str, why: &str) {
     say(&format!("SKIPPED {test}: {why}"));
 }
 
+/// The server as a child process; its requests (`get`, `upload`, `url`,
+/// `client`...) are [`Api`]'s, but for [`create`](Self::create) and
+/// [`image`](Self::image), which are its own.
 pub struct ServerProcess {
-    pub url: String,
+    pub api: Api,
     pub addr: String,
-    pub client: reqwest::Client,
     config_file: PathBuf,
     log_file: PathBuf,
     child: Option<Child>,
-    database: Option<super::TestDatabase>,
+    database: Option<ScratchDatabase>,
 }
 
 impl ServerProcess {
@@ -54,9 +51,8 @@ impl ServerProcess {
         std::fs::write(file, config).unwrap();
         let addr = format!("127.0.0.1:{}", free_port());
         let mut server = ServerProcess {
-            url: format!("http://{addr}"),
+            api: Api::new(format!("http://{addr}")),
             addr,
-            client: reqwest::Client::new(),
             config_file: file.to_path_buf(),
             log_file: file.with_extension("log"),
             child: None,
@@ -72,8 +68,9 @@ impl ServerProcess {
     pub async fn database_line() -> (String, Option<OwnDatabase>) {
         match super::database_server() {
             Some(admin) => {
-                let (db, url) = super::TestDatabase::create(&admin).await;
-                (format!("connection = \"{url}\"\n"), Some(OwnDatabase(db)))
+                let db = ScratchDatabase::create(&admin, "glance_t").await;
+                let line = format!("connection = \"{}\"\n", db.url());
+                (line, Some(OwnDatabase(db)))
             }
             None => (String::new(), None),
         }
@@ -148,17 +145,6 @@ impl ServerProcess {
         std::fs::read_to_string(&self.log_file).unwrap_or_default()
     }
 
-    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
-        self.client.get(format!("{}{path}", self.url))
-    }
-
-    pub fn upload(&self, id: &str, data: impl Into<reqwest::Body>) -> reqwest::RequestBuilder {
-        self.client
-            .put(format!("{}/v2/images/{id}/file", self.url))
-            .header("content-type", "application/octet-stream")
-            .body(data)
-    }
-
     /// Creates a raw/bare image and returns its id.
     pub async fn create(&self) -> String {
         let resp = self
@@ -186,17 +172,22 @@ impl ServerProcess {
     }
 }
 
+impl std::ops::Deref for ServerProcess {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
 impl Drop for ServerProcess {
     fn drop(&mut self) {
         self.kill9();
-        if let Some(db) = self.database.take() {
-            db.drop_now();
-        }
+        drop(self.database.take());
     }
 }
 
 /// A database created for one test (see [`ServerProcess::database_line`]).
-pub struct OwnDatabase(super::TestDatabase);
+pub struct OwnDatabase(ScratchDatabase);
 
 /// The bytes uploads send: a fixed 1 MiB block, repeated.
 pub fn block() -> &'static [u8] {

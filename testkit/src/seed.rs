@@ -4,8 +4,6 @@
 //! their number alone, so a run can name rows it knows exist (a marker, a name).
 //! Inserted with multi-row `INSERT`s in one transaction; any backend.
 
-#![allow(dead_code)]
-
 use glance_api::api::parse::{PageLimits, list_query};
 use glance_api::db::list::Scope;
 use glance_layers::ListQuery;
