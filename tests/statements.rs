@@ -77,7 +77,6 @@ async fn the_counter_counts_what_postgres_would_log() {
 }
 
 #[tokio::test]
-#[ignore = "statement targets: enabled when the one-read-per-request work lands"]
 async fn statements_per_operation_stay_within_targets() {
     let Some(admin) = services::url(Service::Postgres) else {
         return;
