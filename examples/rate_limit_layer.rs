@@ -1,5 +1,5 @@
-//! A team's stateful layer: at most 60 writes per project each minute, counted in
-//! the layer's own state. Run it like the server:
+//! A team's stateful layer: at most 60 image creates per project each minute,
+//! counted in the layer's own state. Run it like the server:
 //!
 //!     cargo run --example rate_limit_layer
 //!
@@ -9,11 +9,10 @@ use glance_api::app::AppBuilder;
 use glance_api::config::{Config, Overrides};
 
 // begin: README
-use glance_layers::middleware::{Middleware, Next};
-use glance_layers::{ImageError, ImageRequest, ImageResponse, ImageService};
-use std::{collections::HashMap, sync::Mutex, time::Duration, time::Instant};
+use glance_layers::{ImageError, ImageRequest, ImageResponse, ImageService, Middleware, Next};
+use std::{collections::HashMap, sync::Mutex, time::Instant};
 
-/// At most 60 writes per project each minute, counted in the layer's own state.
+/// At most 60 image creates per project each minute, counted in the layer's state.
 #[derive(Default)]
 struct RateLimit(Mutex<HashMap<String, (Instant, u32)>>);
 
@@ -23,21 +22,15 @@ impl Middleware for RateLimit {
         req: ImageRequest,
         next: Next<S>,
     ) -> Result<ImageResponse, ImageError> {
-        let reads = ["get_image", "get_images", "download_image"];
-        if let (Some(project), false) = (req.ctx.project_id(), reads.contains(&req.op.name())) {
+        if let (Some(project), "add_image") = (req.ctx.project_id(), req.op.name()) {
             let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
-            let (start, n) = counts
-                .entry(project.to_string())
-                .or_insert((Instant::now(), 0));
-            if start.elapsed() > Duration::from_secs(60) {
+            let (start, n) = counts.entry(project.into()).or_insert((Instant::now(), 0));
+            if start.elapsed().as_secs() >= 60 {
                 (*start, *n) = (Instant::now(), 0);
             }
             *n += 1;
             if *n > 60 {
-                return Err(ImageError::quota_exceeded(
-                    "writes_per_minute",
-                    "Slow down.",
-                ));
+                return Err(ImageError::quota_exceeded("creates", "Slow down"));
             }
         }
         next.run(req).await

@@ -149,10 +149,10 @@ impl Repo {
         };
         let sql = format!(
             "SELECT i.*, c.c_kind, c.c_key, c.c_value FROM images i LEFT JOIN (\
-             SELECT image_id, 1 AS c_kind, name AS c_key, value AS c_value, 0 AS c_ord \
+             SELECT image_id, 'p' AS c_kind, name AS c_key, value AS c_value, 0 AS c_ord \
              FROM image_properties WHERE image_id = {} \
-             UNION ALL SELECT image_id, 2, value, NULL, 0 FROM image_tags WHERE image_id = {} \
-             UNION ALL SELECT image_id, 3, url, metadata, id FROM image_locations \
+             UNION ALL SELECT image_id, 't', value, NULL, 0 FROM image_tags WHERE image_id = {} \
+             UNION ALL SELECT image_id, 'l', url, metadata, id FROM image_locations \
              WHERE image_id = {} AND status = 'active'\
              ) c ON c.image_id = i.id WHERE i.id = {} AND i.deleted = {} \
              ORDER BY c.c_kind, c.c_ord",
@@ -176,20 +176,22 @@ impl Repo {
         };
         let mut img = image_from_row(image::Model::from_query_result(first, "").map_err(db_error)?);
         for row in &rows {
-            let kind: Option<i32> = row.try_get("", "c_kind").map_err(db_error)?;
+            // Text, not a number: each backend types an integer literal its own
+            // way, and a string decodes the same on all three.
+            let kind: Option<String> = row.try_get("", "c_kind").map_err(db_error)?;
             let key = || row.try_get::<String>("", "c_key").map_err(db_error);
             let value = || {
                 row.try_get::<Option<String>>("", "c_value")
                     .map_err(db_error)
             };
-            match kind {
-                Some(1) => {
+            match kind.as_deref() {
+                Some("p") => {
                     img.properties.insert(key()?, value()?.unwrap_or_default());
                 }
-                Some(2) => {
+                Some("t") => {
                     img.tags.insert(key()?);
                 }
-                Some(3) => img.locations.push(Location {
+                Some("l") => img.locations.push(Location {
                     url: key()?,
                     metadata: serde_json::from_str(&value()?.unwrap_or_default())
                         .unwrap_or_default(),

@@ -421,18 +421,23 @@ impl ImageLookup for ImageCore {
         let Some(image) = self.repo.get(id).await? else {
             return Ok(None);
         };
-        let member = match project_id {
-            Some(p)
-                if image.owner.as_deref() != Some(p) && image.visibility == Visibility::Shared =>
-            {
-                self.repo.member(id, p).await?
-            }
-            _ => None,
-        };
+        let member = ImageLookup::member(self, &image, project_id).await?;
         Ok(Some(PolicyTarget {
             image: Arc::new(image),
             member,
         }))
+    }
+
+    /// Only a shared image's non-owner has a member row worth reading.
+    async fn member(&self, image: &Image, project_id: Option<&str>) -> Result<Option<Member>> {
+        match project_id {
+            Some(p)
+                if image.owner.as_deref() != Some(p) && image.visibility == Visibility::Shared =>
+            {
+                self.repo.member(&image.id, p).await
+            }
+            _ => Ok(None),
+        }
     }
 }
 

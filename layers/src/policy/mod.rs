@@ -37,6 +37,19 @@ pub trait ImageLookup: Send + Sync + 'static {
         image_id: &str,
         project_id: Option<&str>,
     ) -> Result<Option<PolicyTarget>, ImageError>;
+
+    /// The caller's member row of an image a layer above already loaded. The
+    /// default looks the whole image up again; implementations read only the row.
+    async fn member(
+        &self,
+        image: &Image,
+        project_id: Option<&str>,
+    ) -> Result<Option<Member>, ImageError> {
+        Ok(self
+            .lookup(&image.id, project_id)
+            .await?
+            .and_then(|t| t.member))
+    }
 }
 
 /// The rules in force, replaceable at run time (SIGHUP reloads the policy file).
@@ -82,7 +95,11 @@ impl Middleware for Policy {
         let identity = req.ctx.identity()?.clone();
         let plan = Plan::of(&req.op);
         let rules = self.rules.current();
-        if let Some(image) = authorize(&rules, &*self.lookup, &identity, plan).await? {
+        let found = Found {
+            lookup: &*self.lookup,
+            loaded: &req.ctx.loaded,
+        };
+        if let Some(image) = authorize(&rules, found, &identity, plan).await? {
             req.ctx.loaded.keep(image);
         }
         next.run(req).await
@@ -216,10 +233,33 @@ impl Plan {
     }
 }
 
+/// Where the image to judge comes from: the request, if a layer above loaded it
+/// (a side trip of property protection's), else the lookup.
+struct Found<'a> {
+    lookup: &'a dyn ImageLookup,
+    loaded: &'a crate::context::LoadedImage,
+}
+
+impl Found<'_> {
+    async fn target(
+        &self,
+        id: &str,
+        project: Option<&str>,
+    ) -> Result<Option<PolicyTarget>, ImageError> {
+        match self.loaded.get(id) {
+            Some(image) => Ok(Some(PolicyTarget {
+                member: self.lookup.member(image, project).await?,
+                image: image.clone(),
+            })),
+            None => self.lookup.lookup(id, project).await,
+        }
+    }
+}
+
 /// Checks the rules; answers the image it read to judge, if it read one.
 async fn authorize(
     rules: &RuleSet,
-    lookup: &dyn ImageLookup,
+    found: Found<'_>,
     identity: &Identity,
     plan: Plan,
 ) -> Result<Option<Arc<Image>>, ImageError> {
@@ -270,8 +310,8 @@ async fn authorize(
         }
         Plan::Image { id, check } => (id, check),
     };
-    let t = lookup
-        .lookup(&id, project)
+    let t = found
+        .target(&id, project)
         .await?
         .filter(|t| is_visible(identity, t))
         .ok_or_else(|| ImageError::not_found(&id))?;
