@@ -33,7 +33,11 @@
 //! # let _ = layer;
 //! ```
 //!
-//! See `examples/audit_layer.rs` in the repository for one wired into the server.
+//! A layer with state of its own implements [`Middleware`] (see [`middleware`]);
+//! the built-in layers are written that way. [`stack::Stack`] puts them in
+//! Glance's order around a core. See `examples/audit_layer.rs` and
+//! `examples/rate_limit_layer.rs` in the repository for layers wired into the
+//! server.
 
 pub mod auth;
 pub mod context;
