@@ -23,6 +23,8 @@ const GET_TARGET: usize = 4;
 const CYCLE_TARGET: usize = 14;
 /// `PUT /v2/images/{id}/file` of a small body to a queued raw/bare image.
 const UPLOAD_TARGET: usize = 10;
+/// A page of the list: the page, then the children of all its images at once.
+const LIST_TARGET: usize = 2;
 
 /// What the counter sees of a known sequence: a transaction of one `SELECT`,
 /// then the same `SELECT` again on its cached prepared statement.
@@ -104,6 +106,7 @@ async fn statements_per_operation_stay_within_targets() {
         ("get", round.get.len(), GET_TARGET),
         ("create+get+patch+delete", round.cycle_len(), CYCLE_TARGET),
         ("upload", round.upload.len(), UPLOAD_TARGET),
+        ("list", round.list.len(), LIST_TARGET),
     ] {
         if ran > target {
             over.push(format!("{what}: {ran} statements, target {target}"));
@@ -120,6 +123,7 @@ struct Round {
     patch: Vec<Statement>,
     delete: Vec<Statement>,
     upload: Vec<Statement>,
+    list: Vec<Statement>,
 }
 
 impl Round {
@@ -175,6 +179,19 @@ impl Round {
         .await;
         assert_eq!(s.image(&target).await["status"], "active");
 
+        let list = measured(counter, async {
+            let r = s.get("/v2/images?limit=25").send().await.unwrap();
+            assert_eq!(r.status(), 200, "list");
+            let page: Value = r.json().await.unwrap();
+            let images = page["images"].as_array().unwrap();
+            let uploaded = images.iter().find(|i| i["id"] == target.as_str()).unwrap();
+            assert_eq!(
+                uploaded["status"], "active",
+                "the page has its images whole"
+            );
+        })
+        .await;
+
         Round {
             get,
             create,
@@ -182,6 +199,7 @@ impl Round {
             patch,
             delete,
             upload,
+            list,
         }
     }
 
@@ -209,6 +227,7 @@ fn print_round(label: &str, r: &Round) {
     print_statements("patch", &r.patch);
     print_statements("delete", &r.delete);
     print_statements(&format!("upload (target {UPLOAD_TARGET})"), &r.upload);
+    print_statements(&format!("list (target {LIST_TARGET})"), &r.list);
 }
 
 fn print_statements(label: &str, ran: &[Statement]) {

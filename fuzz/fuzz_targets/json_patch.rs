@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 fn client_error(e: &ImageError) -> bool {
     matches!(
         e,
-        ImageError::BadRequest(_) | ImageError::Forbidden(_) | ImageError::Conflict(_)
+        ImageError::Invalid(_) | ImageError::Forbidden(_) | ImageError::Conflict(_)
     )
 }
 

@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
             // The tie-breakers always close the sort.
             assert!(q.sort.len() >= 2);
         }
-        Err(e) => assert!(matches!(e, ImageError::BadRequest(_)), "{e:?}"),
+        Err(e) => assert!(matches!(e, ImageError::Invalid(_)), "{e:?}"),
     }
     // `first`/`next` links re-encode every pair.
     for (k, v) in &pairs {

@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
             return assert!(
                 matches!(
                     e,
-                    ImageError::BadRequest(_) | ImageError::RangeNotSatisfiable { .. }
+                    ImageError::Invalid(_) | ImageError::RangeNotSatisfiable { .. }
                 ),
                 "{e:?}"
             );

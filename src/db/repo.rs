@@ -143,10 +143,7 @@ impl Repo {
     /// children, one result row per child (or one row for a bare image).
     pub async fn get(&self, id: &str) -> Result<Option<Image>> {
         let backend = self.db.get_database_backend();
-        let p = |n: usize| match backend {
-            sea_orm::DbBackend::Postgres => format!("${n}"),
-            _ => "?".to_string(),
-        };
+        let p = |n: usize| placeholders(backend, n, 1);
         let sql = format!(
             "SELECT i.*, c.c_kind, c.c_key, c.c_value FROM images i LEFT JOIN (\
              SELECT image_id, 'p' AS c_kind, name AS c_key, value AS c_value, 0 AS c_ord \
@@ -176,28 +173,7 @@ impl Repo {
         };
         let mut img = image_from_row(image::Model::from_query_result(first, "").map_err(db_error)?);
         for row in &rows {
-            // Text, not a number: each backend types an integer literal its own
-            // way, and a string decodes the same on all three.
-            let kind: Option<String> = row.try_get("", "c_kind").map_err(db_error)?;
-            let key = || row.try_get::<String>("", "c_key").map_err(db_error);
-            let value = || {
-                row.try_get::<Option<String>>("", "c_value")
-                    .map_err(db_error)
-            };
-            match kind.as_deref() {
-                Some("p") => {
-                    img.properties.insert(key()?, value()?.unwrap_or_default());
-                }
-                Some("t") => {
-                    img.tags.insert(key()?);
-                }
-                Some("l") => img.locations.push(Location {
-                    url: key()?,
-                    metadata: serde_json::from_str(&value()?.unwrap_or_default())
-                        .unwrap_or_default(),
-                }),
-                _ => {}
-            }
+            add_child(&mut img, row)?;
         }
         Ok(Some(img))
     }
@@ -216,48 +192,48 @@ impl Repo {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
-        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
         let mut images: Vec<Image> = rows.into_iter().map(image_from_row).collect();
-        let index: HashMap<String, usize> = ids
+        let index: HashMap<String, usize> = images
             .iter()
-            .cloned()
             .enumerate()
-            .map(|(i, id)| (id, i))
+            .map(|(i, img)| (img.id.clone(), i))
             .collect();
-        let props = property::Entity::find()
-            .filter(property::Column::ImageId.is_in(ids.clone()))
-            .all(&self.db)
-            .await
-            .map_err(db_error)?;
-        for p in props {
-            if let Some(&i) = index.get(&p.image_id) {
-                images[i].properties.insert(p.name, p.value);
-            }
+        // A page's ids bound three times stay far below every backend's limit on
+        // bound values (SQLite 32766, PostgreSQL and MySQL 65535) in chunks of 5000.
+        let ids: Vec<&str> = images.iter().map(|i| i.id.as_str()).collect();
+        let mut children = Vec::new();
+        for chunk in ids.chunks(5000) {
+            let backend = self.db.get_database_backend();
+            let list = |first: usize| placeholders(backend, first, chunk.len());
+            let n = chunk.len();
+            let sql = format!(
+                "SELECT image_id AS c_image, 'p' AS c_kind, name AS c_key, value AS c_value, \
+                 0 AS c_ord FROM image_properties WHERE image_id IN ({}) \
+                 UNION ALL SELECT image_id, 't', value, NULL, 0 FROM image_tags \
+                 WHERE image_id IN ({}) \
+                 UNION ALL SELECT image_id, 'l', url, metadata, id FROM image_locations \
+                 WHERE image_id IN ({}) AND status = 'active' \
+                 ORDER BY c_kind, c_ord",
+                list(1),
+                list(n + 1),
+                list(2 * n + 1),
+            );
+            let values: Vec<sea_orm::Value> = (0..3)
+                .flat_map(|_| chunk.iter().map(|id| sea_orm::Value::from(*id)))
+                .collect();
+            children.extend(
+                self.db
+                    .query_all_raw(sea_orm::Statement::from_sql_and_values(
+                        backend, sql, values,
+                    ))
+                    .await
+                    .map_err(db_error)?,
+            );
         }
-        let tags = tag::Entity::find()
-            .filter(tag::Column::ImageId.is_in(ids.clone()))
-            .all(&self.db)
-            .await
-            .map_err(db_error)?;
-        for t in tags {
-            if let Some(&i) = index.get(&t.image_id) {
-                images[i].tags.insert(t.value);
-            }
-        }
-        let locations = location::Entity::find()
-            .filter(location::Column::ImageId.is_in(ids))
-            .filter(location::Column::Status.eq("active"))
-            .order_by_asc(location::Column::Id)
-            .all(&self.db)
-            .await
-            .map_err(db_error)?;
-        for l in locations {
-            if let Some(&i) = index.get(&l.image_id) {
-                let metadata = serde_json::from_str(&l.metadata).unwrap_or_default();
-                images[i].locations.push(Location {
-                    url: l.url,
-                    metadata,
-                });
+        for row in &children {
+            let id: String = row.try_get("", "c_image").map_err(db_error)?;
+            if let Some(&i) = index.get(&id) {
+                add_child(&mut images[i], row)?;
             }
         }
         Ok(images)
@@ -665,6 +641,42 @@ async fn insert_tags<'a, C: ConnectionTrait>(
             .exec_without_returning(conn)
             .await
             .map_err(db_error)?;
+    }
+    Ok(())
+}
+
+/// `n` bound-value placeholders in the backend's syntax, numbered from `first`
+/// where the backend numbers them.
+fn placeholders(backend: sea_orm::DbBackend, first: usize, n: usize) -> String {
+    let one = |i: usize| match backend {
+        sea_orm::DbBackend::Postgres => format!("${i}"),
+        _ => "?".to_string(),
+    };
+    (first..first + n).map(one).collect::<Vec<_>>().join(", ")
+}
+
+/// Adds one row of the children union (`c_kind`, `c_key`, `c_value`) to its image.
+/// The kind is text, not a number: each backend types an integer literal its own
+/// way, and a string decodes the same on all three.
+fn add_child(img: &mut Image, row: &sea_orm::QueryResult) -> Result<()> {
+    let kind: Option<String> = row.try_get("", "c_kind").map_err(db_error)?;
+    let key = || row.try_get::<String>("", "c_key").map_err(db_error);
+    let value = || {
+        row.try_get::<Option<String>>("", "c_value")
+            .map_err(db_error)
+    };
+    match kind.as_deref() {
+        Some("p") => {
+            img.properties.insert(key()?, value()?.unwrap_or_default());
+        }
+        Some("t") => {
+            img.tags.insert(key()?);
+        }
+        Some("l") => img.locations.push(Location {
+            url: key()?,
+            metadata: serde_json::from_str(&value()?.unwrap_or_default()).unwrap_or_default(),
+        }),
+        _ => {}
     }
     Ok(())
 }
