@@ -276,11 +276,12 @@ impl Repo {
         if res.rows_affected != 1 {
             return Ok(false);
         }
+        // Removed keys go; new and changed ones are written in one upsert.
         let gone: Vec<String> = before
             .properties
-            .iter()
-            .filter(|(k, v)| after.properties.get(*k) != Some(*v))
-            .map(|(k, _)| k.clone())
+            .keys()
+            .filter(|k| !after.properties.contains_key(*k))
+            .cloned()
             .collect();
         if !gone.is_empty() {
             property::Entity::delete_many()
@@ -290,11 +291,11 @@ impl Repo {
                 .await
                 .map_err(db_error)?;
         }
-        let added = after
+        let set = after
             .properties
             .iter()
             .filter(|(k, v)| before.properties.get(*k) != Some(*v));
-        insert_properties(&txn, &before.id, added).await?;
+        upsert_properties(&txn, &before.id, set).await?;
         let removed_tags: Vec<String> = before.tags.difference(&after.tags).cloned().collect();
         if !removed_tags.is_empty() {
             tag::Entity::delete_many()
@@ -618,6 +619,35 @@ async fn insert_properties<'a, C: ConnectionTrait>(
         .collect();
     if !rows.is_empty() {
         property::Entity::insert_many(rows)
+            .exec_without_returning(conn)
+            .await
+            .map_err(db_error)?;
+    }
+    Ok(())
+}
+
+/// Inserts properties, or overwrites the value of those the image has.
+async fn upsert_properties<'a, C: ConnectionTrait>(
+    conn: &C,
+    image_id: &str,
+    props: impl Iterator<Item = (&'a String, &'a String)>,
+) -> Result<()> {
+    let rows: Vec<property::ActiveModel> = props
+        .map(|(k, v)| property::ActiveModel {
+            image_id: Set(image_id.to_string()),
+            name: Set(k.clone()),
+            value: Set(v.clone()),
+        })
+        .collect();
+    if !rows.is_empty() {
+        let on_conflict = sea_orm::sea_query::OnConflict::columns([
+            property::Column::ImageId,
+            property::Column::Name,
+        ])
+        .update_column(property::Column::Value)
+        .to_owned();
+        property::Entity::insert_many(rows)
+            .on_conflict(on_conflict)
             .exec_without_returning(conn)
             .await
             .map_err(db_error)?;

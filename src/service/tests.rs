@@ -382,6 +382,12 @@ async fn scenario(svc: &BoxImageService) {
         .into_image()
         .unwrap();
     assert_eq!(patched.properties["os_distro"], "ubuntu");
+    let read = call(Operation::Get { id: id() })
+        .await
+        .unwrap()
+        .into_image()
+        .unwrap();
+    assert_eq!(read.properties["os_distro"], "ubuntu", "the new value was stored");
     call(Operation::AddTag {
         id: id(),
         tag: "small".into(),
