@@ -387,7 +387,10 @@ async fn scenario(svc: &BoxImageService) {
         .unwrap()
         .into_image()
         .unwrap();
-    assert_eq!(read.properties["os_distro"], "ubuntu", "the new value was stored");
+    assert_eq!(
+        read.properties["os_distro"], "ubuntu",
+        "the new value was stored"
+    );
     call(Operation::AddTag {
         id: id(),
         tag: "small".into(),
