@@ -142,6 +142,27 @@ async fn an_upload_goes_queued_saving_active_and_nothing_else_can_start_it() {
 }
 
 #[tokio::test]
+async fn a_patch_while_the_data_flows_is_in_the_finished_record() {
+    let f = Fixture::new().await;
+    let image = f.queued().await;
+    let lease = f.core.begin(&admin(), &image.id, "memory").await.unwrap();
+    let changes = parse_changes(
+        &json!([{"op": "replace", "path": "/name", "value": "renamed"}]),
+        false,
+    )
+    .unwrap();
+    f.image(Operation::Update {
+        id: image.id.clone(),
+        changes,
+    })
+    .await
+    .unwrap();
+    let done = f.core.finish(&lease, &stored("memory://p")).await.unwrap();
+    assert_eq!(done.status, ImageStatus::Active);
+    assert_eq!(done.name.as_deref(), Some("renamed"));
+}
+
+#[tokio::test]
 async fn an_aborted_upload_is_queued_again_with_no_data_attributes() {
     let f = Fixture::new().await;
     let image = f.queued().await;

@@ -102,9 +102,13 @@ impl UploadRecords for ImageCore {
             .await?
         {
             self.leases.let_go(&lease.id);
-            // What the transaction wrote, on the record read when the upload
-            // began: nothing else of the image changes while it is `saving`
-            // except through requests that end the upload first.
+            // The record as it is now: a PATCH may have changed its metadata
+            // while the data flowed, and the notifications carry the whole image.
+            if let Ok(Some(image)) = self.repo.get(id).await {
+                return Ok(image);
+            }
+            // The upload is done even if the database cannot say so right now:
+            // answer what the transaction wrote, on the record read at the start.
             let mut image = lease.image.as_ref().clone();
             image.status = ImageStatus::Active;
             image.size = Some(stored.size as i64);
