@@ -2,7 +2,7 @@
 //! layer resolved from them.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use crate::{Image, ImageError};
 
@@ -23,39 +23,51 @@ pub struct RequestContext {
 /// layer that needs it (the policy layer, or the core when there is none) and
 /// used by every layer after it, above and below, instead of reading again.
 ///
-/// It holds the image as it was when the request began; a layer that changes the
-/// image answers with the new record and does not put it here. Clones share the
-/// slot, so a request derived from this one sees what it sees.
+/// A write replaces it with the record it wrote (a delete empties it), so a layer
+/// that reads after the write sees the new record. Clones share the slot: a
+/// request derived from this one sees what it sees.
 #[derive(Debug, Clone, Default)]
-pub struct LoadedImage(Arc<OnceLock<Arc<Image>>>);
+pub struct LoadedImage(Arc<Mutex<Option<Arc<Image>>>>);
 
 impl LoadedImage {
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Arc<Image>>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The loaded image, if it is the one with this id.
-    pub fn get(&self, id: &str) -> Option<&Arc<Image>> {
-        self.0.get().filter(|i| i.id == id)
+    pub fn get(&self, id: &str) -> Option<Arc<Image>> {
+        self.slot().as_ref().filter(|i| i.id == id).cloned()
     }
 
-    /// Whatever image was loaded, for layers that look after the fact
-    /// (notifications of an upload's start).
-    pub fn any(&self) -> Option<&Arc<Image>> {
-        self.0.get()
-    }
-
-    /// Keeps `image` as the request's loaded record (the first one kept stays)
+    /// Keeps `image` as the request's loaded record unless one is kept already,
     /// and answers the record for its id.
     pub fn keep(&self, image: impl Into<Arc<Image>>) -> Arc<Image> {
         let image = image.into();
-        let kept = self.0.get_or_init(|| image.clone());
-        if kept.id == image.id {
-            kept.clone()
-        } else {
-            image
+        let mut slot = self.slot();
+        match slot.as_ref() {
+            Some(kept) if kept.id == image.id => kept.clone(),
+            Some(_) => image,
+            None => {
+                *slot = Some(image.clone());
+                image
+            }
         }
+    }
+
+    /// The record after a write to it.
+    pub fn replace(&self, image: impl Into<Arc<Image>>) {
+        *self.slot() = Some(image.into());
+    }
+
+    /// After a delete: there is no record any more.
+    pub fn forget(&self) {
+        *self.slot() = None;
     }
 }
 
 impl RequestContext {
-    /// The resolved identity, or 401 when no auth layer has vouched for the caller.
+    /// The resolved identity, or `NotAuthenticated` when no auth layer has vouched
+    /// for the caller.
     pub fn identity(&self) -> Result<&Identity, ImageError> {
         self.identity
             .as_ref()

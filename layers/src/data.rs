@@ -61,7 +61,7 @@ pub enum ByteRange {
 
 impl ByteRange {
     /// The half-open range `[start, end)` this selects in an image of `size` bytes,
-    /// or 416 when it selects nothing.
+    /// or `RangeNotSatisfiable` when it selects nothing.
     pub fn resolve(self, size: u64) -> Result<std::ops::Range<u64>, ImageError> {
         let unsatisfiable = ImageError::RangeNotSatisfiable { size };
         match self {

@@ -144,119 +144,183 @@ fn upload_payload(image: &Image) -> Value {
 impl Middleware for Notifier {
     async fn call<S: ImageService>(
         &self,
-        req: ImageRequest,
+        mut req: ImageRequest,
         next: Next<S>,
     ) -> Result<ImageResponse, ImageError> {
         let emitter = self.emitter.clone();
-        {
-            enum Event {
-                Image(&'static str),
-                Member(&'static str),
-                Upload,
-                Send {
-                    receiver_project: Option<String>,
-                    receiver_user: Option<String>,
-                },
-                None,
-            }
-            let event = match &req.op {
-                Operation::Create(_) => Event::Image("image.create"),
-                Operation::Update { .. }
-                | Operation::AddTag { .. }
-                | Operation::DeleteTag { .. }
-                | Operation::Deactivate { .. }
-                | Operation::Reactivate { .. } => Event::Image("image.update"),
-                Operation::Delete { .. } => Event::Image("image.delete"),
-                Operation::AddMember { .. } => Event::Member("image.member.create"),
-                Operation::UpdateMember { .. } => Event::Member("image.member.update"),
-                Operation::DeleteMember { .. } => Event::Member("image.member.delete"),
-                Operation::Upload { .. } => Event::Upload,
-                Operation::Download { .. } => Event::Send {
-                    receiver_project: req.ctx.project_id().map(str::to_string),
-                    receiver_user: req.ctx.identity.as_ref().and_then(|i| i.user_id.clone()),
-                },
-                _ => Event::None,
-            };
-            // The image as the request found it, once a layer below has read it.
-            let loaded = req.ctx.loaded.clone();
-            let result = next.run(req).await;
-            if let (Event::Upload, Some(before)) = (&event, loaded.any()) {
-                // image.prepare carries the image as it was before the data came.
-                emitter.emit("image.prepare", Priority::Info, upload_payload(before));
-            }
-            match (&event, &result) {
-                (Event::Image(kind), Ok(ImageResponse::Image(image))) => {
-                    let mut payload = image_payload(image);
-                    if *kind == "image.delete" {
-                        payload["deleted"] = json!(true);
-                        payload["deleted_at"] =
-                            json!(isotime(image.deleted_at.unwrap_or_else(Utc::now)));
-                    }
-                    emitter.emit(kind, Priority::Info, payload);
-                }
-                (Event::Member(kind), Ok(ImageResponse::Member(member))) => {
-                    emitter.emit(
-                        kind,
-                        Priority::Info,
-                        member_payload(member, *kind == "image.member.delete"),
-                    );
-                }
-                (Event::Upload, Ok(ImageResponse::Image(image))) => {
-                    emitter.emit("image.upload", Priority::Info, upload_payload(image));
-                    emitter.emit("image.activate", Priority::Info, image_payload(image));
-                    emitter.emit("image.update", Priority::Info, image_payload(image));
-                }
-                (Event::Upload, Err(e))
-                    if !matches!(
-                        e,
-                        ImageError::NotFound(_)
-                            | ImageError::NotAuthenticated(_)
-                            | ImageError::Forbidden(_)
-                    ) =>
-                {
-                    emitter.emit("image.upload", Priority::Error, json!(e.to_string()));
-                }
-                _ => {}
-            }
-            match (event, result) {
-                (
-                    Event::Send {
-                        receiver_project,
-                        receiver_user,
-                    },
-                    Ok(ImageResponse::Data(mut download)),
-                ) => {
-                    let expected = download.length;
-                    let owner = download.image.owner.clone();
-                    let image_id = download.image.id.clone();
-                    let on_end = move |sent: u64| {
-                        let priority = if sent == expected {
-                            Priority::Info
-                        } else {
-                            Priority::Error
-                        };
-                        emitter.emit(
-                            "image.send",
-                            priority,
-                            json!({
-                                "bytes_sent": sent,
-                                "image_id": image_id,
-                                "owner_id": owner,
-                                "receiver_tenant_id": receiver_project,
-                                "receiver_user_id": receiver_user,
-                            }),
-                        );
-                    };
-                    download.data = Box::pin(CountingStream {
-                        inner: download.data,
-                        sent: 0,
-                        on_end: Some(Box::new(on_end)),
-                    });
-                    Ok(ImageResponse::Data(download))
-                }
-                (_, result) => result,
-            }
+        enum Event {
+            Image(&'static str),
+            Member(&'static str),
+            Upload,
+            Send {
+                receiver_project: Option<String>,
+                receiver_user: Option<String>,
+            },
+            None,
         }
+        let event = match &req.op {
+            Operation::Create(_) => Event::Image("image.create"),
+            Operation::Update { .. }
+            | Operation::AddTag { .. }
+            | Operation::DeleteTag { .. }
+            | Operation::Deactivate { .. }
+            | Operation::Reactivate { .. } => Event::Image("image.update"),
+            Operation::Delete { .. } => Event::Image("image.delete"),
+            Operation::AddMember { .. } => Event::Member("image.member.create"),
+            Operation::UpdateMember { .. } => Event::Member("image.member.update"),
+            Operation::DeleteMember { .. } => Event::Member("image.member.delete"),
+            Operation::Upload { .. } => Event::Upload,
+            Operation::Download { .. } => Event::Send {
+                receiver_project: req.ctx.project_id().map(str::to_string),
+                receiver_user: req.ctx.identity.as_ref().and_then(|i| i.user_id.clone()),
+            },
+            _ => Event::None,
+        };
+        // image.prepare carries the image as it was before the data came, as
+        // the layers below loaded it: sent when the data starts to flow, or
+        // once the upload is refused if it never did.
+        let prepare = match &mut req.op {
+            Operation::Upload { id, data, .. } => {
+                let prepare = Prepare::new(emitter.clone(), req.ctx.loaded.clone(), id);
+                let on_first = prepare.clone();
+                let taken = std::mem::replace(
+                    data,
+                    crate::ImageData::new(futures_util::stream::empty(), None),
+                );
+                *data = taken.map_stream(|inner| FirstPoll {
+                    inner,
+                    on_first: Some(Box::new(move || on_first.send())),
+                });
+                Some(prepare)
+            }
+            _ => None,
+        };
+        let result = next.run(req).await;
+        if let Some(prepare) = prepare {
+            prepare.send();
+        }
+        match (&event, &result) {
+            (Event::Image(kind), Ok(ImageResponse::Image(image))) => {
+                let mut payload = image_payload(image);
+                if *kind == "image.delete" {
+                    payload["deleted"] = json!(true);
+                    payload["deleted_at"] =
+                        json!(isotime(image.deleted_at.unwrap_or_else(Utc::now)));
+                }
+                emitter.emit(kind, Priority::Info, payload);
+            }
+            (Event::Member(kind), Ok(ImageResponse::Member(member))) => {
+                emitter.emit(
+                    kind,
+                    Priority::Info,
+                    member_payload(member, *kind == "image.member.delete"),
+                );
+            }
+            (Event::Upload, Ok(ImageResponse::Image(image))) => {
+                emitter.emit("image.upload", Priority::Info, upload_payload(image));
+                emitter.emit("image.activate", Priority::Info, image_payload(image));
+                emitter.emit("image.update", Priority::Info, image_payload(image));
+            }
+            (Event::Upload, Err(e))
+                if !matches!(
+                    e,
+                    ImageError::NotFound(_)
+                        | ImageError::NotAuthenticated(_)
+                        | ImageError::Forbidden(_)
+                ) =>
+            {
+                emitter.emit("image.upload", Priority::Error, json!(e.to_string()));
+            }
+            _ => {}
+        }
+        match (event, result) {
+            (
+                Event::Send {
+                    receiver_project,
+                    receiver_user,
+                },
+                Ok(ImageResponse::Data(mut download)),
+            ) => {
+                let expected = download.length;
+                let owner = download.image.owner.clone();
+                let image_id = download.image.id.clone();
+                let on_end = move |sent: u64| {
+                    let priority = if sent == expected {
+                        Priority::Info
+                    } else {
+                        Priority::Error
+                    };
+                    emitter.emit(
+                        "image.send",
+                        priority,
+                        json!({
+                            "bytes_sent": sent,
+                            "image_id": image_id,
+                            "owner_id": owner,
+                            "receiver_tenant_id": receiver_project,
+                            "receiver_user_id": receiver_user,
+                        }),
+                    );
+                };
+                download.data = Box::pin(CountingStream {
+                    inner: download.data,
+                    sent: 0,
+                    on_end: Some(Box::new(on_end)),
+                });
+                Ok(ImageResponse::Data(download))
+            }
+            (_, result) => result,
+        }
+    }
+}
+
+/// Sends `image.prepare` once per upload, with the image as it was loaded.
+#[derive(Clone)]
+struct Prepare {
+    emitter: Emitter,
+    loaded: crate::context::LoadedImage,
+    image_id: Arc<str>,
+    sent: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Prepare {
+    fn new(emitter: Emitter, loaded: crate::context::LoadedImage, image_id: &str) -> Self {
+        Prepare {
+            emitter,
+            loaded,
+            image_id: image_id.into(),
+            sent: Arc::default(),
+        }
+    }
+
+    /// Nothing when no layer loaded the image (the caller may not see it).
+    fn send(&self) {
+        let Some(image) = self.loaded.get(&self.image_id) else {
+            return;
+        };
+        if !self.sent.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            self.emitter
+                .emit("image.prepare", Priority::Info, upload_payload(&image));
+        }
+    }
+}
+
+/// Runs `on_first` when the stream is first polled: when an upload's data starts
+/// to flow into its store.
+struct FirstPoll {
+    inner: crate::DataStream,
+    on_first: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl Stream for FirstPoll {
+    type Item = Result<Bytes, ImageError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if let Some(first) = this.on_first.take() {
+            first();
+        }
+        this.inner.as_mut().poll_next(cx)
     }
 }
 
@@ -388,5 +452,43 @@ mod tests {
                 "image.update"
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn prepare_goes_out_when_the_data_starts_to_flow() {
+        use futures_util::StreamExt;
+        let sink = MemorySink::default();
+        let seen = sink.clone();
+        // A core that loads the image, then reads the data and looks at what was
+        // published by then, as a long upload would be seen from outside.
+        let core = tower::service_fn(move |req: ImageRequest| {
+            let seen = seen.clone();
+            async move {
+                let Operation::Upload { id, mut data, .. } = req.op else {
+                    unreachable!()
+                };
+                req.ctx.loaded.keep(Image::new(id.clone(), Utc::now()));
+                assert!(seen.events().is_empty(), "nothing before the data");
+                while data.stream.next().await.is_some() {}
+                let kinds: Vec<String> = seen.events().into_iter().map(|n| n.event_type).collect();
+                assert_eq!(kinds, ["image.prepare"], "prepare while the data flows");
+                Ok(ImageResponse::image(Image::new(id, Utc::now())))
+            }
+        });
+        let svc = NotifierLayer::new(Arc::new(sink.clone()), "image.localhost").layer(core);
+        let data = ImageData::new(
+            futures_util::stream::iter([Ok(Bytes::from_static(b"abc"))]),
+            Some(3),
+        );
+        let op = Operation::Upload {
+            id: "a".into(),
+            data,
+            store: None,
+        };
+        svc.oneshot(ImageRequest::new(RequestContext::default(), op))
+            .await
+            .unwrap();
+        let kinds: Vec<String> = sink.events().into_iter().map(|n| n.event_type).collect();
+        assert_eq!(kinds.iter().filter(|k| *k == "image.prepare").count(), 1);
     }
 }

@@ -91,7 +91,7 @@ fn schema_error(reason: impl std::fmt::Display) -> ImageError {
     ))
 }
 
-/// Refuses keys a client may not write, with Glance's 403 messages.
+/// Refuses keys a client may not write, with Glance's messages.
 pub fn check_writable(key: &str) -> Result<KeyKind, ImageError> {
     match classify(key) {
         KeyKind::ReadOnly => Err(ImageError::Forbidden(format!(

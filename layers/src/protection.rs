@@ -18,7 +18,7 @@
 //! Sections are regular expressions tried in file order; the first that matches a
 //! property name decides. `@` allows everyone, `!` no one; a property no section
 //! matches may not be touched at all. Unreadable properties vanish from responses;
-//! a forbidden create, update or delete is a 403, as in Glance.
+//! a forbidden create, update or delete is `Forbidden`, as in Glance.
 
 use regex::Regex;
 
@@ -168,83 +168,81 @@ impl Middleware for PropertyProtection {
         next: Next<S>,
     ) -> Result<ImageResponse, ImageError> {
         let rules = &self.rules;
-        {
-            let roles = req
-                .ctx
-                .identity()
-                .map(|i: &Identity| i.roles.clone())
-                .unwrap_or_default();
-            match &req.op {
-                Operation::Create(new) => {
-                    if let Some(key) = new
-                        .properties
-                        .keys()
-                        .find(|k| !rules.allows(k, Action::Create, &roles))
-                    {
-                        return Err(reserved(key));
-                    }
+        let roles = req
+            .ctx
+            .identity()
+            .map(|i: &Identity| i.roles.clone())
+            .unwrap_or_default();
+        match &req.op {
+            Operation::Create(new) => {
+                if let Some(key) = new
+                    .properties
+                    .keys()
+                    .find(|k| !rules.allows(k, Action::Create, &roles))
+                {
+                    return Err(reserved(key));
                 }
-                Operation::Update { id, changes } => {
-                    // Read through the rest of the stack, so the policy below
-                    // judges whether the caller may see it; the record it loads
-                    // stays in the request for the update.
-                    let current = next
-                        .clone()
-                        .run(req.derive(Operation::Get { id: id.clone() }))
-                        .await?
-                        .into_image()?;
-                    // What the caller can see of the properties, as the changes apply.
-                    let mut visible: std::collections::BTreeSet<String> = current
-                        .properties
-                        .keys()
-                        .filter(|k| rules.allows(k, Action::Read, &roles))
-                        .cloned()
-                        .collect();
-                    for c in changes
-                        .iter()
-                        .filter(|c| patch::classify(&c.key) == KeyKind::Extra)
-                    {
-                        let exists = visible.contains(&c.key);
-                        match (c.op, exists) {
-                            (PatchOp::Remove, false) | (PatchOp::Replace, false) => {
-                                return Err(ImageError::Conflict(format!(
-                                    "Property {} does not exist.",
-                                    c.key
-                                )));
+            }
+            Operation::Update { id, changes } => {
+                // Read through the rest of the stack, so the policy below
+                // judges whether the caller may see it; the record it loads
+                // stays in the request for the update.
+                let current = next
+                    .clone()
+                    .run(req.derive(Operation::Get { id: id.clone() }))
+                    .await?
+                    .into_image()?;
+                // What the caller can see of the properties, as the changes apply.
+                let mut visible: std::collections::BTreeSet<String> = current
+                    .properties
+                    .keys()
+                    .filter(|k| rules.allows(k, Action::Read, &roles))
+                    .cloned()
+                    .collect();
+                for c in changes
+                    .iter()
+                    .filter(|c| patch::classify(&c.key) == KeyKind::Extra)
+                {
+                    let exists = visible.contains(&c.key);
+                    match (c.op, exists) {
+                        (PatchOp::Remove, false) | (PatchOp::Replace, false) => {
+                            return Err(ImageError::Conflict(format!(
+                                "Property {} does not exist.",
+                                c.key
+                            )));
+                        }
+                        (PatchOp::Remove, true) => {
+                            if !rules.allows(&c.key, Action::Delete, &roles) {
+                                return Err(reserved(&c.key));
                             }
-                            (PatchOp::Remove, true) => {
-                                if !rules.allows(&c.key, Action::Delete, &roles) {
-                                    return Err(reserved(&c.key));
-                                }
-                                visible.remove(&c.key);
+                            visible.remove(&c.key);
+                        }
+                        (_, true) => {
+                            if !rules.allows(&c.key, Action::Update, &roles) {
+                                return Err(reserved(&c.key));
                             }
-                            (_, true) => {
-                                if !rules.allows(&c.key, Action::Update, &roles) {
-                                    return Err(reserved(&c.key));
-                                }
+                        }
+                        (PatchOp::Add, false) => {
+                            if !rules.allows(&c.key, Action::Create, &roles) {
+                                return Err(reserved(&c.key));
                             }
-                            (PatchOp::Add, false) => {
-                                if !rules.allows(&c.key, Action::Create, &roles) {
-                                    return Err(reserved(&c.key));
-                                }
-                                visible.insert(c.key.clone());
-                            }
+                            visible.insert(c.key.clone());
                         }
                     }
                 }
-                _ => {}
             }
-            let mut resp = next.run(req).await?;
-            match &mut resp {
-                ImageResponse::Image(i) | ImageResponse::NoData(i) => rules.redact(i, &roles),
-                ImageResponse::Data(d) => rules.redact(&mut d.image, &roles),
-                ImageResponse::Images(page) => {
-                    page.images.iter_mut().for_each(|i| rules.redact(i, &roles))
-                }
-                _ => {}
-            }
-            Ok(resp)
+            _ => {}
         }
+        let mut resp = next.run(req).await?;
+        match &mut resp {
+            ImageResponse::Image(i) | ImageResponse::NoData(i) => rules.redact(i, &roles),
+            ImageResponse::Data(d) => rules.redact(&mut d.image, &roles),
+            ImageResponse::Images(page) => {
+                page.images.iter_mut().for_each(|i| rules.redact(i, &roles))
+            }
+            _ => {}
+        }
+        Ok(resp)
     }
 }
 

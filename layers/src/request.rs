@@ -363,7 +363,7 @@ pub enum ImageResponse {
     Members(Vec<Member>),
     /// Image data to stream.
     Data(ImageDownload),
-    /// A download of an image that has no data (HTTP 204).
+    /// A download of an image that has no data.
     NoData(Box<Image>),
     Stores(Vec<StoreInfo>),
     Usage(Vec<UsageEntry>),

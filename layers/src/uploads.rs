@@ -30,8 +30,8 @@ pub struct UploadLease {
 
 #[async_trait]
 pub trait UploadRecords: Send + Sync + 'static {
-    /// `queued → saving` under a new lease. A 400 when the image lacks its disk
-    /// or container format, a 409 from any status but `queued`.
+    /// `queued → saving` under a new lease. `Invalid` when the image lacks its
+    /// disk or container format, `Conflict` from any status but `queued`.
     /// `ctx` is the upload request's: its [`LoadedImage`](crate::context::LoadedImage)
     /// spares a read.
     async fn begin(

@@ -24,7 +24,7 @@ impl From<ImageError> for ApiError {
 }
 
 /// The status a domain error maps to: Glance's choice for each meaning.
-pub fn status_of(err: &ImageError) -> StatusCode {
+fn status_of(err: &ImageError) -> StatusCode {
     match err {
         // A client that went away gets nothing; 400 is only for the access log.
         ImageError::Invalid(_) | ImageError::Unsupported(_) | ImageError::ClientGone => {
@@ -44,6 +44,8 @@ pub fn status_of(err: &ImageError) -> StatusCode {
         }
         ImageError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
         ImageError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        ImageError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        // A variant added to the domain later is a 500 until it is mapped here.
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -84,6 +86,9 @@ pub fn error_response(
     let (status, explanation) = match err {
         ApiError::Image(e) => {
             log_cause(e);
+            if let ImageError::QuotaExceeded { resource, .. } = e {
+                tracing::info!(%resource, "refused over a limit");
+            }
             (status_of(e), explanation(e))
         }
         ApiError::UnsupportedMediaType(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, m.clone()),

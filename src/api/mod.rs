@@ -37,7 +37,7 @@ use tower::{Service, ServiceExt};
 
 pub use body::{ApiBody, BoxError};
 use errors::ApiError;
-pub use errors::{status_of, webob_error};
+pub use errors::webob_error;
 use parse::PageLimits;
 use routes::Route;
 

@@ -21,34 +21,33 @@ type Result<T> = std::result::Result<T, ImageError>;
 pub const UPLOAD: &str = "upload";
 
 impl Repo {
-    /// The lease, then `queued → saving`; `false` (and no lease) when the image
-    /// was not `queued`. Two statements and no transaction: a crash between them
-    /// leaves a lease on a `queued` image, which recovery settles like any other
-    /// (no data to remove, nothing to requeue). The other order could leave a
-    /// `saving` image that no lease accounts for.
-    pub async fn begin_upload(&self, lease: &Lease) -> Result<bool> {
-        lease::Entity::insert(lease::ActiveModel::from(lease.clone()))
-            .exec_without_returning(self.writer())
-            .await
-            .map_err(db_error)?;
-        let now = chrono::Utc::now();
-        let saving = transition_on(
-            self.writer(),
+    /// `queued → saving` at `at` and the lease, in one transaction; `false` (and
+    /// no lease) when the image was not `queued`. Recovery relies on it: a lease
+    /// exists only for an upload that moved its image to `saving`, so settling a
+    /// dead lease may requeue the image and remove the data under its final name.
+    pub async fn begin_upload(
+        &self,
+        lease: &Lease,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool> {
+        let txn = self.writer().begin().await.map_err(db_error)?;
+        if !transition_on(
+            &txn,
             &lease.image_id,
             ImageStatus::Queued,
             ImageStatus::Saving,
-            now,
+            at,
         )
-        .await?;
-        if !saving {
-            lease::Entity::delete_many()
-                .filter(Column::Id.eq(&lease.id))
-                .filter(Column::BootId.eq(&lease.boot_id))
-                .exec(self.writer())
-                .await
-                .map_err(db_error)?;
+        .await?
+        {
+            return Ok(false);
         }
-        Ok(saving)
+        lease::Entity::insert(lease::ActiveModel::from(lease.clone()))
+            .exec_without_returning(&txn)
+            .await
+            .map_err(db_error)?;
+        txn.commit().await.map_err(db_error)?;
+        Ok(true)
     }
 
     pub async fn note_partial(&self, id: &str, boot_id: &str, partial: &str) -> Result<bool> {

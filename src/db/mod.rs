@@ -12,7 +12,7 @@ use glance_layers::{ErrorSource, ImageError};
 use glance_migrations::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 
-pub use repo::Repo;
+pub use repo::{Finish, Repo};
 
 /// How the pools wait and how big they grow.
 #[derive(Debug, Clone, Copy)]

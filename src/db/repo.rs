@@ -17,6 +17,18 @@ use super::{db_error, from_micros, to_micros};
 
 type Result<T> = std::result::Result<T, ImageError>;
 
+/// How [`Repo::finish_upload`] went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    /// Active, and nothing else of the image changed since the upload began.
+    Untouched,
+    /// Active; the image's metadata changed while the data flowed.
+    Changed,
+    /// Nothing changed: the lease is no longer this holder's, or the image left
+    /// `saving` (deleted, taken back by recovery).
+    NotHeld,
+}
+
 /// Queries over the image tables. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Repo {
@@ -187,7 +199,8 @@ impl Repo {
             .is_some_and(|r| r.deleted))
     }
 
-    /// Loads the properties, tags and locations of many images, one query each.
+    /// Loads the properties, tags and locations of many images in one statement
+    /// (per 5000 images).
     pub(crate) async fn hydrate(&self, rows: Vec<image::Model>) -> Result<Vec<Image>> {
         if rows.is_empty() {
             return Ok(Vec::new());
@@ -276,12 +289,14 @@ impl Repo {
         if res.rows_affected != 1 {
             return Ok(false);
         }
-        // Removed keys go; new and changed ones are written in one upsert.
+        // Changed keys are deleted and inserted again rather than upserted: on
+        // MySQL's case-insensitive collation an upsert of `foo` would overwrite
+        // `Foo`'s value.
         let gone: Vec<String> = before
             .properties
-            .keys()
-            .filter(|k| !after.properties.contains_key(*k))
-            .cloned()
+            .iter()
+            .filter(|(k, v)| after.properties.get(*k) != Some(*v))
+            .map(|(k, _)| k.clone())
             .collect();
         if !gone.is_empty() {
             property::Entity::delete_many()
@@ -295,7 +310,7 @@ impl Repo {
             .properties
             .iter()
             .filter(|(k, v)| before.properties.get(*k) != Some(*v));
-        upsert_properties(&txn, &before.id, set).await?;
+        insert_properties(&txn, &before.id, set).await?;
         let removed_tags: Vec<String> = before.tags.difference(&after.tags).cloned().collect();
         if !removed_tags.is_empty() {
             tag::Entity::delete_many()
@@ -331,8 +346,9 @@ impl Repo {
         stored: &StoredData,
         virtual_size: Option<i64>,
         lease: (&str, &str),
+        begun_at: chrono::DateTime<chrono::Utc>,
         at: chrono::DateTime<chrono::Utc>,
-    ) -> Result<bool> {
+    ) -> Result<Finish> {
         let now = to_micros(at);
         let txn = self.writer.begin().await.map_err(db_error)?;
         let released = super::entity::lease::Entity::delete_many()
@@ -342,37 +358,47 @@ impl Repo {
             .await
             .map_err(db_error)?;
         if released.rows_affected != 1 {
-            return Ok(false);
+            return Ok(Finish::NotHeld);
         }
-        let res = image::Entity::update_many()
-            .col_expr(
-                image::Column::Status,
-                Expr::value(ImageStatus::Active.as_str()),
-            )
-            .col_expr(image::Column::Size, Expr::value(stored.size as i64))
-            .col_expr(image::Column::VirtualSize, Expr::value(virtual_size))
-            .col_expr(
-                image::Column::Checksum,
-                Expr::value(stored.checksum.clone()),
-            )
-            .col_expr(
-                image::Column::OsHashAlgo,
-                Expr::value(stored.os_hash_algo.clone()),
-            )
-            .col_expr(
-                image::Column::OsHashValue,
-                Expr::value(stored.os_hash_value.clone()),
-            )
-            .col_expr(image::Column::UpdatedAt, Expr::value(now))
-            .filter(image::Column::Id.eq(id))
-            .filter(image::Column::Status.eq(ImageStatus::Saving.as_str()))
-            .filter(image::Column::Deleted.eq(false))
+        let activate = || {
+            image::Entity::update_many()
+                .col_expr(
+                    image::Column::Status,
+                    Expr::value(ImageStatus::Active.as_str()),
+                )
+                .col_expr(image::Column::Size, Expr::value(stored.size as i64))
+                .col_expr(image::Column::VirtualSize, Expr::value(virtual_size))
+                .col_expr(
+                    image::Column::Checksum,
+                    Expr::value(stored.checksum.clone()),
+                )
+                .col_expr(
+                    image::Column::OsHashAlgo,
+                    Expr::value(stored.os_hash_algo.clone()),
+                )
+                .col_expr(
+                    image::Column::OsHashValue,
+                    Expr::value(stored.os_hash_value.clone()),
+                )
+                .col_expr(image::Column::UpdatedAt, Expr::value(now))
+                .filter(image::Column::Id.eq(id))
+                .filter(image::Column::Status.eq(ImageStatus::Saving.as_str()))
+                .filter(image::Column::Deleted.eq(false))
+        };
+        // Untouched since `begin` (the usual case): the caller knows the record.
+        // Else a PATCH came in while the data flowed, and the caller reads it back.
+        let untouched = activate()
+            .filter(image::Column::UpdatedAt.eq(to_micros(begun_at)))
             .exec(&txn)
             .await
             .map_err(db_error)?;
-        if res.rows_affected != 1 {
-            return Ok(false);
-        }
+        let finish = if untouched.rows_affected == 1 {
+            Finish::Untouched
+        } else if activate().exec(&txn).await.map_err(db_error)?.rows_affected == 1 {
+            Finish::Changed
+        } else {
+            return Ok(Finish::NotHeld);
+        };
         location::Entity::insert(location::ActiveModel {
             image_id: Set(id.to_string()),
             url: Set(stored.location.url.clone()),
@@ -385,7 +411,7 @@ impl Repo {
         .await
         .map_err(db_error)?;
         txn.commit().await.map_err(db_error)?;
-        Ok(true)
+        Ok(finish)
     }
 
     /// Forgets one active location of an image; returns whether there was one.
@@ -561,7 +587,6 @@ impl Repo {
     }
 }
 
-/// The number of rows `select` matches.
 /// `from → to` on `conn` (the writer, or a transaction of it).
 pub(crate) async fn transition_on<C: ConnectionTrait>(
     conn: &C,
@@ -597,6 +622,7 @@ pub(crate) async fn transition_on<C: ConnectionTrait>(
     Ok(res.rows_affected == 1)
 }
 
+/// The number of rows `select` matches.
 async fn count<E: EntityTrait>(select: sea_orm::Select<E>, db: &DatabaseConnection) -> Result<u64>
 where
     E::Model: Send + Sync,
@@ -619,35 +645,6 @@ async fn insert_properties<'a, C: ConnectionTrait>(
         .collect();
     if !rows.is_empty() {
         property::Entity::insert_many(rows)
-            .exec_without_returning(conn)
-            .await
-            .map_err(db_error)?;
-    }
-    Ok(())
-}
-
-/// Inserts properties, or overwrites the value of those the image has.
-async fn upsert_properties<'a, C: ConnectionTrait>(
-    conn: &C,
-    image_id: &str,
-    props: impl Iterator<Item = (&'a String, &'a String)>,
-) -> Result<()> {
-    let rows: Vec<property::ActiveModel> = props
-        .map(|(k, v)| property::ActiveModel {
-            image_id: Set(image_id.to_string()),
-            name: Set(k.clone()),
-            value: Set(v.clone()),
-        })
-        .collect();
-    if !rows.is_empty() {
-        let on_conflict = sea_orm::sea_query::OnConflict::columns([
-            property::Column::ImageId,
-            property::Column::Name,
-        ])
-        .update_column(property::Column::Value)
-        .to_owned();
-        property::Entity::insert_many(rows)
-            .on_conflict(on_conflict)
             .exec_without_returning(conn)
             .await
             .map_err(db_error)?;

@@ -77,9 +77,12 @@ fn unauthenticated() -> ImageError {
 fn to_image_error(e: KeystoneError) -> ImageError {
     match e {
         KeystoneError::InvalidToken => unauthenticated(),
-        KeystoneError::Unavailable(cause) => {
-            tracing::error!(%cause, "unable to validate token");
-            ImageError::unavailable("The Keystone service is temporarily unavailable.", None)
+        e @ KeystoneError::Unavailable(_) => {
+            tracing::error!(error = %e, "unable to validate token");
+            ImageError::unavailable(
+                "The Keystone service is temporarily unavailable.",
+                Some(std::sync::Arc::new(e) as glance_layers::ErrorSource),
+            )
         }
     }
 }

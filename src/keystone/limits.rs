@@ -114,7 +114,10 @@ impl LimitSource for KeystoneLimits {
     async fn limits(&self, project_id: &str) -> Result<ProjectLimits, ImageError> {
         self.fetch(project_id).await.map_err(|e| {
             tracing::error!(error = %e, "unable to read unified limits");
-            ImageError::unavailable("Unable to read this project's limits from Keystone.", None)
+            ImageError::unavailable(
+                "Unable to read this project's limits from Keystone.",
+                Some(std::sync::Arc::new(e) as glance_layers::ErrorSource),
+            )
         })
     }
 }

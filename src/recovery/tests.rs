@@ -55,7 +55,12 @@ impl Fixture {
         img.container_format = Some("bare".into());
         assert!(self.repo.insert(&img).await.unwrap());
         let lease = keeper.take_upload(&id, "file");
-        assert!(self.repo.begin_upload(&lease).await.unwrap());
+        assert!(
+            self.repo
+                .begin_upload(&lease, chrono::Utc::now())
+                .await
+                .unwrap()
+        );
         let root = self.store.root();
         std::fs::write(root.join(format!(".{id}.{}.tmp", lease.id)), b"part").unwrap();
         std::fs::write(root.join(&id), b"whole").unwrap();
@@ -197,17 +202,19 @@ async fn a_finished_upload_cannot_be_claimed_and_a_claimed_one_cannot_finish() {
         os_hash_algo: "sha512".into(),
         os_hash_value: "h".into(),
     };
-    assert!(
-        !f.repo
+    assert_eq!(
+        f.repo
             .finish_upload(
                 &id,
                 &stored,
                 None,
                 (&lease_id, keeper.boot_id()),
+                chrono::Utc::now(),
                 chrono::Utc::now()
             )
             .await
             .unwrap(),
+        crate::db::Finish::NotHeld,
         "the old holder's finish must fail"
     );
     assert_eq!(f.status(&id).await, ImageStatus::Saving);

@@ -82,7 +82,7 @@ impl ImageCore {
     /// read now and kept for the rest of the request.
     async fn image(&self, ctx: &RequestContext, id: &str) -> Result<Arc<Image>> {
         if let Some(image) = ctx.loaded.get(id) {
-            return Ok(image.clone());
+            return Ok(image);
         }
         let image = self
             .repo
@@ -411,7 +411,27 @@ impl Service<ImageRequest> for ImageCore {
 
     fn call(&mut self, req: ImageRequest) -> Self::Future {
         let core = self.clone();
-        Box::pin(async move { core.handle(req).await })
+        Box::pin(async move {
+            // A layer that reads after this write must see what it wrote.
+            let loaded = req.ctx.loaded.clone();
+            let op = &req.op;
+            let wrote = matches!(
+                op,
+                Operation::Update { .. }
+                    | Operation::AddTag { .. }
+                    | Operation::DeleteTag { .. }
+                    | Operation::Deactivate { .. }
+                    | Operation::Reactivate { .. }
+            );
+            let deleted = matches!(op, Operation::Delete { .. });
+            let resp = core.handle(req).await?;
+            match &resp {
+                ImageResponse::Image(image) if wrote => loaded.replace(image.as_ref().clone()),
+                _ if deleted => loaded.forget(),
+                _ => {}
+            }
+            Ok(resp)
+        })
     }
 }
 

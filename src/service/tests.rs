@@ -104,7 +104,11 @@ async fn an_upload_goes_queued_saving_active_and_nothing_else_can_start_it() {
     assert_eq!(image.status, ImageStatus::Queued);
     let ctx = admin();
     let lease = f.core.begin(&ctx, &image.id, "memory").await.unwrap();
-    assert_eq!(lease.image.status, ImageStatus::Queued);
+    assert_eq!(
+        lease.image.status,
+        ImageStatus::Saving,
+        "the record as begin left it"
+    );
     let saving = f
         .image(Operation::Get {
             id: image.id.clone(),

@@ -1,11 +1,14 @@
 //! The core's side of moving data: an upload's status steps and the lease they
 //! are taken under (see `crate::recovery`), and forgetting a location.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use glance_layers::uploads::{UploadLease, UploadRecords};
 use glance_layers::{Image, ImageError, ImageStatus, RequestContext, StoredData};
 
 use super::{ImageCore, Result};
+use crate::db::Finish;
 
 #[async_trait]
 impl UploadRecords for ImageCore {
@@ -47,13 +50,20 @@ impl UploadRecords for ImageCore {
         }
         // Live before the database has it, so no sweep takes it for a dead one.
         let lease = self.leases.take_upload(image_id, store_id);
-        match self.repo.begin_upload(&lease).await {
-            Ok(true) => Ok(UploadLease {
-                id: lease.id,
-                image_id: lease.image_id,
-                store_id: lease.store_id,
-                image,
-            }),
+        let begun_at = super::now();
+        match self.repo.begin_upload(&lease, begun_at).await {
+            Ok(true) => {
+                // The record as `begin` left it, which `finish` builds on.
+                let mut saving = image.as_ref().clone();
+                saving.status = ImageStatus::Saving;
+                saving.updated_at = begun_at;
+                Ok(UploadLease {
+                    id: lease.id,
+                    image_id: lease.image_id,
+                    store_id: lease.store_id,
+                    image: Arc::new(saving),
+                })
+            }
             Ok(false) => {
                 self.leases.let_go(&lease.id);
                 // Another upload or a delete got there first; say which status it
@@ -96,29 +106,38 @@ impl UploadRecords for ImageCore {
             .then_some(stored.size as i64);
         let now = super::now();
         let lease_ref = (lease.id.as_str(), self.leases.boot_id());
-        if self
+        let began = lease.image.updated_at;
+        let finish = self
             .repo
-            .finish_upload(id, stored, virtual_size, lease_ref, now)
-            .await?
-        {
+            .finish_upload(id, stored, virtual_size, lease_ref, began, now)
+            .await?;
+        if finish != Finish::NotHeld {
             self.leases.let_go(&lease.id);
-            // The record as it is now: a PATCH may have changed its metadata
-            // while the data flowed, and the notifications carry the whole image.
-            if let Ok(Some(image)) = self.repo.get(id).await {
+        }
+        match finish {
+            Finish::Untouched => {
+                // Exactly what the transaction wrote, on the record as `begin`
+                // left it: nothing else changed in between.
+                let mut image = lease.image.as_ref().clone();
+                image.status = ImageStatus::Active;
+                image.size = Some(stored.size as i64);
+                image.virtual_size = virtual_size;
+                image.checksum = Some(stored.checksum.clone());
+                image.os_hash_algo = Some(stored.os_hash_algo.clone());
+                image.os_hash_value = Some(stored.os_hash_value.clone());
+                image.locations.push(stored.location.clone());
+                image.updated_at = now;
                 return Ok(image);
             }
-            // The upload is done even if the database cannot say so right now:
-            // answer what the transaction wrote, on the record read at the start.
-            let mut image = lease.image.as_ref().clone();
-            image.status = ImageStatus::Active;
-            image.size = Some(stored.size as i64);
-            image.virtual_size = virtual_size;
-            image.checksum = Some(stored.checksum.clone());
-            image.os_hash_algo = Some(stored.os_hash_algo.clone());
-            image.os_hash_value = Some(stored.os_hash_value.clone());
-            image.locations.push(stored.location.clone());
-            image.updated_at = now;
-            return Ok(image);
+            // A PATCH came in while the data flowed: the record as it is now.
+            Finish::Changed => {
+                return self
+                    .repo
+                    .get(id)
+                    .await?
+                    .ok_or_else(|| ImageError::not_found(id));
+            }
+            Finish::NotHeld => {}
         }
         if self.repo.is_deleted(id).await? {
             return Err(ImageError::DeletedDuringUpload(format!(

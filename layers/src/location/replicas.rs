@@ -34,6 +34,7 @@ pub(super) async fn delete_from_store<S: ImageService>(
     id: String,
     store_id: String,
 ) -> Result<ImageResponse, ImageError> {
+    let loaded = ctx.loaded.clone();
     let image = next
         .run(ImageRequest::new(ctx, Operation::Get { id: id.clone() }))
         .await?
@@ -64,6 +65,7 @@ pub(super) async fn delete_from_store<S: ImageService>(
         ));
     }
     let updated = records.remove_location(&image, &loc.url).await?;
+    loaded.replace(updated.clone());
     if let Err(e) = store.delete(&loc.url).await {
         tracing::warn!(url = %loc.url, error = %e, "could not delete a removed location's data");
     }

@@ -78,6 +78,7 @@ pub(super) async fn upload(
     match records.finish(&lease, &stored).await {
         Ok(image) => {
             guard.armed = None;
+            ctx.loaded.replace(image.clone());
             Ok(ImageResponse::image(image))
         }
         Err(e) => {

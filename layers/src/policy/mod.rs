@@ -1,7 +1,7 @@
 //! The policy layer: Glance's authorization rules, evaluated before anything is done.
 //!
-//! Images a caller may not see answer 404 whatever the operation; images they can
-//! see but may not act on answer 403 (Glance's `ImageAPIPolicy._enforce`). Rules are
+//! Images a caller may not see are `NotFound` whatever the operation; images they
+//! can see but may not act on are `Forbidden` (Glance's `ImageAPIPolicy._enforce`). Rules are
 //! oslo.policy text ([`rules`]), Glance's secure-RBAC defaults unless overridden.
 
 pub mod file;
@@ -188,7 +188,7 @@ enum ImageCheck {
     Update(Vec<Change>),
     Download,
     Action(&'static str),
-    /// `get_member`: a refusal reads as 404.
+    /// `get_member`: a refusal reads as `NotFound`.
     ShowMember,
     ModifyMember(String),
 }
@@ -248,8 +248,8 @@ impl Found<'_> {
     ) -> Result<Option<PolicyTarget>, ImageError> {
         match self.loaded.get(id) {
             Some(image) => Ok(Some(PolicyTarget {
-                member: self.lookup.member(image, project).await?,
-                image: image.clone(),
+                member: self.lookup.member(&image, project).await?,
+                image,
             })),
             None => self.lookup.lookup(id, project).await,
         }

@@ -82,7 +82,7 @@ impl Guard {
 }
 
 /// Passes at most `cap` bytes and no more than the project may still store,
-/// then fails with 413: the shape of `http_body_util::Limited`, with our errors.
+/// then fails with `QuotaExceeded`: the shape of `http_body_util::Limited`, with our errors.
 pub struct LimitedStream {
     inner: DataStream,
     cap: u64,

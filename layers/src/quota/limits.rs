@@ -91,7 +91,7 @@ pub trait UsageSource: Send + Sync + 'static {
     async fn usage(&self, project_id: &str) -> Result<Usage, ImageError>;
 }
 
-/// oslo.limit's message, which Glance passes through in its 413.
+/// oslo.limit's message, which Glance passes through to the client.
 pub(super) fn over_limit(
     project: &str,
     resource: &str,
