@@ -942,3 +942,40 @@ async fn escaped_path_segments_are_decoded_to_the_end() {
     assert_eq!(r.status(), 204);
     assert_eq!(s.image(&id).await["tags"], json!(["two words "]));
 }
+
+#[tokio::test]
+async fn property_names_and_tags_differing_in_case_are_distinct() {
+    let s = common::start().await;
+    let image = s
+        .create(json!({"os_distro": "lower", "tags": ["Ubuntu"]}))
+        .await;
+    let id = image["id"].as_str().unwrap();
+    let path = format!("/v2/images/{id}");
+    let patched = s
+        .patch(
+            &path,
+            json!([{"op": "add", "path": "/OS_DISTRO", "value": "upper"}]),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status(), 200, "{}", patched.text().await.unwrap());
+    let tagged = s
+        .client
+        .put(format!("{}{path}/tags/ubuntu", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tagged.status(), 204);
+    let read = s.image(id).await;
+    assert_eq!(read["os_distro"], "lower");
+    assert_eq!(read["OS_DISTRO"], "upper");
+    let mut tags: Vec<&str> = read["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    tags.sort();
+    assert_eq!(tags, ["Ubuntu", "ubuntu"]);
+}

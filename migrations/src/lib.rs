@@ -10,6 +10,7 @@ mod m20261124_000001_create_images;
 mod m20261124_000002_list_indexes;
 mod m20261130_000003_long_property_values;
 mod m20261130_000004_leases;
+mod m20261130_000005_case_sensitive_keys;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000002_list_indexes::Migration),
             Box::new(m20261130_000003_long_property_values::Migration),
             Box::new(m20261130_000004_leases::Migration),
+            Box::new(m20261130_000005_case_sensitive_keys::Migration),
         ]
     }
 }
