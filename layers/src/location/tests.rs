@@ -1,104 +1,75 @@
 //! The location layer against a store in a map and a core in a mutex.
 
-use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use tower::{Layer, ServiceExt};
 
 use super::*;
-use crate::store::{Capabilities, Store, StoreError, StoredObject, Upload};
+use crate::store::{Capabilities, MemoryStore, Store, StoreError, StoredObject, Upload};
 use crate::uploads::UploadLease;
 use crate::{
     BoxFuture, ByteRange, DataStream, Image, ImageData, ImageStatus, RequestContext, StoredData,
 };
 
-/// A store in a map, failing any put whose data contains the byte 0xFF.
+/// The memory store, failing any put whose data contains the byte 0xFF.
 #[derive(Default)]
-struct MapStore(Mutex<HashMap<String, Bytes>>);
+struct FlakyStore(MemoryStore);
 
 #[async_trait]
-impl Store for MapStore {
+impl Store for FlakyStore {
     fn kind(&self) -> &'static str {
-        "map"
+        self.0.kind()
     }
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            random_read: true,
-            write: true,
-        }
+        self.0.capabilities()
     }
     fn owns(&self, url: &str) -> bool {
-        url.starts_with("map://")
+        self.0.owns(url)
     }
-    async fn put(
-        &self,
-        upload: &Upload<'_>,
-        mut data: DataStream,
-    ) -> Result<StoredObject, StoreError> {
-        let id = upload.image_id;
-        let mut buf = BytesMut::new();
-        while let Some(chunk) = data.next().await {
-            let chunk = chunk.map_err(StoreError::Data)?;
-            if chunk.contains(&0xFF) {
-                return Err(StoreError::failed("map", "disk on fire"));
+    async fn put(&self, upload: &Upload<'_>, data: DataStream) -> Result<StoredObject, StoreError> {
+        let on_fire = Arc::new(AtomicBool::new(false));
+        let seen = on_fire.clone();
+        let data = data
+            .map(move |chunk| match chunk {
+                Ok(c) if c.contains(&0xFF) => {
+                    seen.store(true, Ordering::Relaxed);
+                    Err(ImageError::internal("disk on fire"))
+                }
+                other => other,
+            })
+            .boxed();
+        match self.0.put(upload, data).await {
+            Err(_) if on_fire.load(Ordering::Relaxed) => {
+                Err(StoreError::failed("flaky", "disk on fire"))
             }
-            buf.extend_from_slice(&chunk);
+            other => other,
         }
-        let url = format!("map://{id}");
-        let size = buf.len() as u64;
-        self.0.lock().unwrap().insert(url.clone(), buf.freeze());
-        Ok(StoredObject { url, size })
     }
-    async fn get(
-        &self,
-        url: &str,
-        range: Option<std::ops::Range<u64>>,
-    ) -> Result<DataStream, StoreError> {
-        let data = self
-            .0
-            .lock()
-            .unwrap()
-            .get(url)
-            .cloned()
-            .ok_or_else(|| StoreError::NotFound(url.into()))?;
-        let data = match range {
-            Some(r) => data.slice(r.start as usize..r.end as usize),
-            None => data,
-        };
-        Ok(futures_util::stream::once(async move { Ok(data) }).boxed())
+    async fn get(&self, url: &str, range: Option<Range<u64>>) -> Result<DataStream, StoreError> {
+        self.0.get(url, range).await
     }
     async fn delete(&self, url: &str) -> Result<(), StoreError> {
-        self.0
-            .lock()
-            .unwrap()
-            .remove(url)
-            .map(|_| ())
-            .ok_or_else(|| StoreError::NotFound(url.into()))
+        self.0.delete(url).await
     }
     async fn discard(
         &self,
         image_id: &str,
-        _: &str,
-        _: Option<&str>,
+        upload_id: &str,
+        partial: Option<&str>,
         with_final: bool,
     ) -> Result<(), StoreError> {
-        if with_final {
-            self.0.lock().unwrap().remove(&format!("map://{image_id}"));
-        }
-        Ok(())
+        self.0
+            .discard(image_id, upload_id, partial, with_final)
+            .await
     }
     async fn size(&self, url: &str) -> Result<u64, StoreError> {
-        Ok(self
-            .0
-            .lock()
-            .unwrap()
-            .get(url)
-            .map(|b| b.len() as u64)
-            .unwrap_or(0))
+        self.0.size(url).await
     }
 }
 
@@ -192,7 +163,7 @@ impl tower::Service<ImageRequest> for Core {
     }
 }
 
-fn service(core: Core, store: Arc<MapStore>) -> impl ImageService {
+fn service(core: Core, store: Arc<FlakyStore>) -> impl ImageService {
     let records = Arc::new(core.clone());
     LocationLayer::new(StoreSet::single("map", store), HashAlgo::Sha512, records).layer(core)
 }
@@ -218,7 +189,7 @@ fn op(op: Operation) -> ImageRequest {
 
 #[tokio::test]
 async fn upload_stores_hashes_and_finishes() {
-    let (core, store) = (Core::with_image(), Arc::new(MapStore::default()));
+    let (core, store) = (Core::with_image(), Arc::new(FlakyStore::default()));
     let done = service(core.clone(), store.clone())
         .oneshot(upload(b"hello world"))
         .await
@@ -231,12 +202,12 @@ async fn upload_stores_hashes_and_finishes() {
     );
     assert_eq!(img.locations[0].metadata["store"], "map");
     assert_eq!(*core.steps.lock().unwrap(), ["begin", "finish"]);
-    assert_eq!(store.0.lock().unwrap().len(), 1);
+    assert_eq!(store.0.len(), 1);
 }
 
 #[tokio::test]
 async fn a_failed_store_write_aborts_and_keeps_nothing() {
-    let (core, store) = (Core::with_image(), Arc::new(MapStore::default()));
+    let (core, store) = (Core::with_image(), Arc::new(FlakyStore::default()));
     let err = service(core.clone(), store.clone())
         .oneshot(upload(b"\xff"))
         .await
@@ -247,19 +218,19 @@ async fn a_failed_store_write_aborts_and_keeps_nothing() {
         core.image.lock().unwrap().as_ref().unwrap().status,
         ImageStatus::Queued
     );
-    assert!(store.0.lock().unwrap().is_empty());
+    assert!(store.0.is_empty());
 }
 
 #[tokio::test]
 async fn downloads_fall_back_to_the_next_location() {
-    let (core, store) = (Core::with_image(), Arc::new(MapStore::default()));
+    let (core, store) = (Core::with_image(), Arc::new(FlakyStore::default()));
     let svc = service(core.clone(), store.clone());
     svc.clone().oneshot(upload(b"payload")).await.unwrap();
     {
         let mut guard = core.image.lock().unwrap();
         let img = guard.as_mut().unwrap();
         let mut lost = img.locations[0].clone();
-        lost.url = "map://lost".into();
+        lost.url = "memory://lost".into();
         img.locations.insert(0, lost);
     }
     let ImageResponse::Data(d) = svc
@@ -278,7 +249,7 @@ async fn downloads_fall_back_to_the_next_location() {
 
 #[tokio::test]
 async fn downloads_ranges_and_deletes() {
-    let (core, store) = (Core::with_image(), Arc::new(MapStore::default()));
+    let (core, store) = (Core::with_image(), Arc::new(FlakyStore::default()));
     let svc = service(core.clone(), store.clone());
     let empty = svc
         .clone()
@@ -318,8 +289,5 @@ async fn downloads_ranges_and_deletes() {
     svc.oneshot(op(Operation::Delete { id: "img".into() }))
         .await
         .unwrap();
-    assert!(
-        store.0.lock().unwrap().is_empty(),
-        "data removed with the image"
-    );
+    assert!(store.0.is_empty(), "data removed with the image");
 }
