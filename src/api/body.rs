@@ -13,6 +13,16 @@ use http_body_util::{BodyExt, Empty, Full, combinators::UnsyncBoxBody};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// A request body as the API reads it, whatever the server hands in.
+pub trait RequestBody: Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static {}
+
+impl<B> RequestBody for B
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+}
+
 /// Every response body: small buffers for JSON, a stream for image data.
 pub type ApiBody = UnsyncBoxBody<Bytes, BoxError>;
 

@@ -1,13 +1,13 @@
 //! `/v2/images/{id}/file` (upload and download) and `/v2/stores/{store}/{id}`
 //! (drop one store's replica): the routes that carry image data.
 
-use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use glance_layers::{ImageData, ImageError, ImageResponse, Operation, RequestContext};
 use http::{HeaderValue, Response, StatusCode, header, request::Parts};
-use http_body::{Body, Frame};
+use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};
 
+use super::body::RequestBody;
 use super::errors::ApiError;
 use super::{Api, ApiBody, BoxError, body, media_type, parse, stream_error};
 
@@ -15,17 +15,13 @@ type Result<T> = std::result::Result<T, ApiError>;
 
 /// `PUT /file`: the body streams through the stack into a store, never whole in
 /// memory.
-pub(super) async fn upload<B>(
+pub(super) async fn upload<B: RequestBody>(
     api: &Api,
     ctx: RequestContext,
     id: String,
     parts: &Parts,
     body: B,
-) -> Result<Response<ApiBody>>
-where
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
+) -> Result<Response<ApiBody>> {
     match media_type(&parts.headers).as_deref() {
         Some("application/octet-stream") => {}
         other => {

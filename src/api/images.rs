@@ -1,13 +1,12 @@
 //! `/v2/images` and `/v2/images/{id}`: list, create, show, update, delete, and the
 //! deactivate/reactivate actions.
 
-use bytes::Bytes;
 use glance_layers::{ImageError, ImageResponse, Operation, RequestContext};
 use http::{HeaderValue, Response, StatusCode, header, request::Parts};
-use http_body::Body;
 
+use super::body::RequestBody;
 use super::errors::ApiError;
-use super::{Api, ApiBody, BoxError, body, media_type, ok_json, parse, render};
+use super::{Api, ApiBody, body, media_type, ok_json, parse, render};
 
 type Result<T> = std::result::Result<T, ApiError>;
 
@@ -31,16 +30,12 @@ pub(super) async fn list(
     ))
 }
 
-pub(super) async fn create<B>(
+pub(super) async fn create<B: RequestBody>(
     api: &Api,
     ctx: RequestContext,
     body: B,
     base: &str,
-) -> Result<Response<ApiBody>>
-where
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
+) -> Result<Response<ApiBody>> {
     let new = parse::new_image(&api.json_body(body).await?)?;
     let image = api
         .call_stack(ctx, Operation::Create(new))
@@ -67,17 +62,13 @@ pub(super) async fn show(api: &Api, ctx: RequestContext, id: String) -> Result<R
     Ok(ok_json(StatusCode::OK, &render::image(&image)))
 }
 
-pub(super) async fn update<B>(
+pub(super) async fn update<B: RequestBody>(
     api: &Api,
     ctx: RequestContext,
     id: String,
     parts: &Parts,
     body: B,
-) -> Result<Response<ApiBody>>
-where
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
+) -> Result<Response<ApiBody>> {
     let draft4 = match media_type(&parts.headers).as_deref() {
         Some("application/openstack-images-v2.1-json-patch") => false,
         Some("application/openstack-images-v2.0-json-patch") => true,

@@ -1,12 +1,11 @@
 //! `/v2/images/{id}/members[/{member_id}]`: an image's sharing with other projects.
 
-use bytes::Bytes;
 use glance_layers::{ImageError, ImageResponse, MemberStatus, Operation, RequestContext};
 use http::{Response, StatusCode};
-use http_body::Body;
 
+use super::body::RequestBody;
 use super::errors::ApiError;
-use super::{Api, ApiBody, BoxError, body, ok_json, render};
+use super::{Api, ApiBody, body, ok_json, render};
 
 type Result<T> = std::result::Result<T, ApiError>;
 
@@ -17,16 +16,12 @@ pub(super) async fn list(api: &Api, ctx: RequestContext, id: String) -> Result<R
     }
 }
 
-pub(super) async fn add<B>(
+pub(super) async fn add<B: RequestBody>(
     api: &Api,
     ctx: RequestContext,
     id: String,
     body: B,
-) -> Result<Response<ApiBody>>
-where
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
+) -> Result<Response<ApiBody>> {
     let body = api.json_body(body).await?;
     let member_id = match body.get("member") {
         None => return Err(ImageError::Invalid("Member to be added not specified".into()).into()),
@@ -55,17 +50,13 @@ pub(super) async fn show(
     )
 }
 
-pub(super) async fn update<B>(
+pub(super) async fn update<B: RequestBody>(
     api: &Api,
     ctx: RequestContext,
     id: String,
     member_id: String,
     body: B,
-) -> Result<Response<ApiBody>>
-where
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
+) -> Result<Response<ApiBody>> {
     let body = api.json_body(body).await?;
     let status: MemberStatus = match body.get("status") {
         None => return Err(ImageError::Invalid("Status not specified".into()).into()),

@@ -35,6 +35,7 @@ use http_body::Body;
 use http_body_util::{BodyExt, Limited};
 use tower::{Service, ServiceExt};
 
+use body::RequestBody;
 pub use body::{ApiBody, BoxError};
 use errors::ApiError;
 pub use errors::webob_error;
@@ -231,11 +232,7 @@ impl Api {
         format!("http://{host}")
     }
 
-    async fn handle<B>(&self, req: Request<B>) -> Response<ApiBody>
-    where
-        B: Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<BoxError>,
-    {
+    async fn handle<B: RequestBody>(&self, req: Request<B>) -> Response<ApiBody> {
         let (parts, body) = req.into_parts();
         let body = body::IdleTimeout::new(body, self.config.body_idle_timeout);
         if parts.method == Method::OPTIONS {
@@ -344,11 +341,7 @@ impl Api {
         self.stack.clone().oneshot(ImageRequest::new(ctx, op)).await
     }
 
-    async fn json_body<B>(&self, body: B) -> Result<serde_json::Value, ApiError>
-    where
-        B: Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<BoxError>,
-    {
+    async fn json_body<B: RequestBody>(&self, body: B) -> Result<serde_json::Value, ApiError> {
         let collected = Limited::new(body, self.config.max_json_body)
             .collect()
             .await
@@ -357,17 +350,13 @@ impl Api {
     }
 
     /// Hands the request to the resource it is for.
-    async fn dispatch<B>(
+    async fn dispatch<B: RequestBody>(
         &self,
         route: Route,
         parts: &Parts,
         body: B,
         base: &str,
-    ) -> Result<Response<ApiBody>, ApiError>
-    where
-        B: Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<BoxError>,
-    {
+    ) -> Result<Response<ApiBody>, ApiError> {
         let ctx = self.context(parts);
         let m = &parts.method;
         match route {

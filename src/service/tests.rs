@@ -46,7 +46,11 @@ impl Fixture {
     }
 
     async fn call(&self, op: Operation) -> Result<ImageResponse> {
-        self.core.clone().oneshot(request(op)).await
+        self.call_as(admin(), op).await
+    }
+
+    async fn call_as(&self, ctx: RequestContext, op: Operation) -> Result<ImageResponse> {
+        self.core.clone().oneshot(ImageRequest::new(ctx, op)).await
     }
 
     async fn image(&self, op: Operation) -> Result<Image> {
@@ -76,10 +80,6 @@ fn admin() -> RequestContext {
         }),
         ..RequestContext::default()
     }
-}
-
-fn request(op: Operation) -> ImageRequest {
-    ImageRequest::new(admin(), op)
 }
 
 fn stored(url: &str) -> StoredData {
@@ -280,14 +280,12 @@ async fn the_image_a_layer_loaded_is_used_and_not_read_again() {
     let ctx = admin();
     ctx.loaded.keep(loaded);
     let got = f
-        .core
-        .clone()
-        .oneshot(ImageRequest::new(
+        .call_as(
             ctx,
             Operation::Get {
                 id: image.id.clone(),
             },
-        ))
+        )
         .await
         .unwrap()
         .into_image()
@@ -298,14 +296,12 @@ async fn the_image_a_layer_loaded_is_used_and_not_read_again() {
     ctx.loaded
         .keep(Image::new("other".into(), chrono::Utc::now()));
     let got = f
-        .core
-        .clone()
-        .oneshot(ImageRequest::new(
+        .call_as(
             ctx,
             Operation::Get {
                 id: image.id.clone(),
             },
-        ))
+        )
         .await
         .unwrap()
         .into_image()
@@ -328,9 +324,9 @@ async fn the_core_alone_answers_what_optional_layers_would() {
         f.call(Operation::Authenticate).await.unwrap(),
         ImageResponse::Empty
     ));
-    let nobody = ImageRequest::new(RequestContext::default(), Operation::Authenticate);
     assert!(matches!(
-        f.core.clone().oneshot(nobody).await,
+        f.call_as(RequestContext::default(), Operation::Authenticate)
+            .await,
         Err(ImageError::NotAuthenticated(_))
     ));
 }
