@@ -116,11 +116,6 @@ impl<M> MiddlewareLayer<M> {
             middleware: Arc::new(middleware),
         }
     }
-
-    /// The layer's state, for assembly code that wants to reach it.
-    pub fn middleware(&self) -> &Arc<M> {
-        &self.middleware
-    }
 }
 
 impl<M> Clone for MiddlewareLayer<M> {
