@@ -45,6 +45,7 @@ mod data;
 mod error;
 mod from_fn;
 pub mod image;
+pub mod import;
 pub mod location;
 pub mod middleware;
 pub mod notifier;
@@ -55,6 +56,7 @@ pub mod quota;
 pub mod request;
 pub mod stack;
 pub mod store;
+pub mod task;
 pub mod uploads;
 
 pub use context::{Credentials, Identity, RequestContext};
@@ -62,11 +64,13 @@ pub use data::{ByteRange, DataStream, ImageData};
 pub use error::{ErrorSource, ImageError};
 pub use from_fn::{FromFn, FromFnLayer, from_fn};
 pub use image::{Image, ImageStatus, Member, MemberStatus, Visibility};
+pub use import::{ImportMethod, ImportRequest, ImportTargets};
 pub use middleware::{Middleware, MiddlewareLayer, Next};
 pub use request::{
     ImageDownload, ImagePage, ImageRequest, ImageResponse, ListQuery, NewImage, Operation,
     StoreInfo, StoredData, UsageEntry,
 };
+pub use task::{NewTask, Task, TaskQuery, TaskStatus};
 
 /// A boxed, cloneable domain service: what the stack looks like after type erasure.
 pub type BoxImageService =

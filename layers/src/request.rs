@@ -8,7 +8,9 @@ use chrono::{DateTime, Utc};
 use crate::context::RequestContext;
 use crate::data::{ByteRange, DataStream, ImageData};
 use crate::image::{Image, Location, Member, MemberStatus, Visibility};
+use crate::import::ImportRequest;
 use crate::patch::Change;
+use crate::task::{NewTask, Task, TaskQuery};
 
 /// A domain request: who asks, and for what.
 #[derive(Debug)]
@@ -100,6 +102,29 @@ pub enum Operation {
         id: String,
         store_id: String,
     },
+    /// `PUT /v2/images/{id}/stage`: the data goes to the staging area, where an
+    /// import with `glance-direct` takes it from.
+    Stage {
+        id: String,
+        data: ImageData,
+    },
+    /// `POST /v2/images/{id}/import`: starts an import task and answers at once.
+    Import {
+        id: String,
+        request: ImportRequest,
+    },
+    /// `GET /v2/images/{id}/tasks`: the image's import tasks.
+    ImageTasks {
+        id: String,
+    },
+    /// `POST /v2/tasks` (legacy).
+    CreateTask(NewTask),
+    /// `GET /v2/tasks` (legacy).
+    ListTasks(TaskQuery),
+    /// `GET /v2/tasks/{id}` (legacy).
+    GetTask {
+        id: String,
+    },
     /// `GET /v2/info/stores[/detail]`. The location layer describes its stores;
     /// without it there are none.
     StoresInfo {
@@ -135,6 +160,12 @@ impl Operation {
             Operation::UpdateMember { .. } => "modify_member",
             Operation::DeleteMember { .. } => "delete_member",
             Operation::DeleteFromStore { .. } => "delete_image_location",
+            Operation::Stage { .. } => "stage_image",
+            Operation::Import { .. } => "import_image",
+            Operation::ImageTasks { .. } => "get_image_tasks",
+            Operation::CreateTask(_) => "add_task",
+            Operation::ListTasks(_) => "get_tasks",
+            Operation::GetTask { .. } => "get_task",
             Operation::StoresInfo { detail: false } => "stores_info",
             Operation::StoresInfo { detail: true } => "stores_info_detail",
             Operation::Usage => "get_usage",
@@ -149,7 +180,10 @@ impl Operation {
             | Operation::List(_)
             | Operation::StoresInfo { .. }
             | Operation::Usage
-            | Operation::Authenticate => None,
+            | Operation::Authenticate
+            | Operation::CreateTask(_)
+            | Operation::ListTasks(_)
+            | Operation::GetTask { .. } => None,
             Operation::Get { id }
             | Operation::Update { id, .. }
             | Operation::Delete { id }
@@ -164,7 +198,10 @@ impl Operation {
             | Operation::GetMember { id, .. }
             | Operation::UpdateMember { id, .. }
             | Operation::DeleteMember { id, .. }
-            | Operation::DeleteFromStore { id, .. } => Some(id),
+            | Operation::DeleteFromStore { id, .. }
+            | Operation::Stage { id, .. }
+            | Operation::Import { id, .. }
+            | Operation::ImageTasks { id } => Some(id),
         }
     }
 }
@@ -367,6 +404,8 @@ pub enum ImageResponse {
     NoData(Box<Image>),
     Stores(Vec<StoreInfo>),
     Usage(Vec<UsageEntry>),
+    Task(Box<Task>),
+    Tasks(Vec<Task>),
     /// Nothing to return: the operation only had to be allowed.
     Empty,
 }

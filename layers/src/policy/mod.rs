@@ -179,6 +179,8 @@ enum Plan {
     },
     /// A rule with no image target.
     Rule(&'static str),
+    /// The legacy tasks API: `tasks_api_access`, then the task's own rule.
+    Tasks(&'static str),
     /// Any authenticated caller may.
     Allow,
 }
@@ -207,7 +209,17 @@ impl Plan {
             Operation::StoresInfo { detail: false }
             | Operation::Usage
             | Operation::Authenticate => return Plan::Allow,
-            Operation::Get { .. } => ImageCheck::Get,
+            Operation::CreateTask(_) => return Plan::Tasks("add_task"),
+            Operation::ListTasks(_) => return Plan::Tasks("get_tasks"),
+            Operation::GetTask { .. } => return Plan::Tasks("get_task"),
+            // Stage has no rule of its own; Glance checks modify_image.
+            Operation::Stage { .. } => ImageCheck::Action("modify_image"),
+            Operation::Import { request, .. } => match request.method {
+                crate::ImportMethod::CopyImage => ImageCheck::Action("copy_image"),
+                _ => ImageCheck::Action("modify_image"),
+            },
+            // Refused as missing, like a get.
+            Operation::Get { .. } | Operation::ImageTasks { .. } => ImageCheck::Get,
             Operation::Update { changes, .. } => ImageCheck::Update(changes.clone()),
             Operation::Delete { .. } => ImageCheck::Action("delete_image"),
             Operation::Upload { .. } => ImageCheck::Action("upload_image"),
@@ -276,7 +288,7 @@ async fn authorize(
         Plan::Allow => return Ok(None),
         // Every Glance rule has `scope_types=['project']`: a system-scoped token
         // is refused by oslo.policy's scope check whatever its roles.
-        Plan::Create { .. } | Plan::List | Plan::Image { .. } | Plan::Rule(_)
+        Plan::Create { .. } | Plan::List | Plan::Image { .. } | Plan::Rule(_) | Plan::Tasks(_)
             if identity.project_id.is_none() && identity.system_scope.is_some() =>
         {
             return Err(ImageError::Forbidden(
@@ -284,6 +296,14 @@ async fn authorize(
             ));
         }
         Plan::Rule(rule) => return enforce(rule, &Target::new()).map(|()| None),
+        Plan::Tasks(rule) => {
+            let target: Target = project
+                .map(|p| ("project_id".to_string(), p.to_string()))
+                .into_iter()
+                .collect();
+            enforce("tasks_api_access", &target)?;
+            return enforce(rule, &target).map(|()| None);
+        }
         Plan::Create {
             owner: requested,
             visibility,

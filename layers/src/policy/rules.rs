@@ -330,6 +330,12 @@ pub const DEFAULT_RULES: &[(&str, &str)] = &[
     ("copy_image", "role:admin"),
     ("stores_info_detail", "role:admin or role:service"),
     ("tasks_api_access", "role:admin"),
+    // Glance's task rules default to `rule:default`; `tasks_api_access` guards
+    // the legacy API before them.
+    ("get_task", "rule:default"),
+    ("get_tasks", "rule:default"),
+    ("add_task", "rule:default"),
+    ("modify_task", "rule:default"),
 ];
 
 #[cfg(test)]
