@@ -7,6 +7,7 @@ pub mod api;
 pub mod app;
 pub mod config;
 pub mod db;
+pub mod fetch;
 pub mod http;
 pub mod keystone;
 pub mod notify;
