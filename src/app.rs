@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use glance_layers::auth::AuthLayer;
+use glance_layers::import::{ImportEvents, ImportLayer, Runner, Settings as ImportSettings};
 use glance_layers::location::LocationLayer;
 use glance_layers::notifier::NotifierLayer;
 use glance_layers::policy::{PolicyLayer, PolicyRules};
@@ -103,14 +104,20 @@ impl AppBuilder {
                 image_member_quota: d.image_member_quota,
             },
             leases.clone(),
-        );
+        )
+        .with_task_ttl(chrono::Duration::hours(
+            config.task.task_time_to_live as i64,
+        ));
         let stores = crate::store::from_config(&config).map_err(StartError::Config)?;
+        let staging: Arc<dyn glance_layers::store::Store> =
+            Arc::new(crate::store::staging(&config).map_err(StartError::Config)?);
         let store_ids = stores.ids();
         let sink = parts::event_sink(&config).await?;
         // Take back what a crash left before serving anyone, then keep sweeping.
         let recovery = Recovery::new(
             repo,
             stores.clone(),
+            staging.clone(),
             leases,
             sink.clone(),
             &d.default_publisher_id,
@@ -132,15 +139,33 @@ impl AppBuilder {
         // Glance's proxy chain: the order is the stack's; here only what each
         // layer is given.
         let records = Arc::new(core.clone());
+        let web = Arc::new(
+            crate::fetch::WebFetcher::new(&config.import_filtering_opts)
+                .map_err(StartError::Config)?,
+        );
         let mut stack = Stack::new(AuthLayer::new(parts::authenticator(&config)?))
             .protection(parts::property_rules(&config)?.map(PropertyProtectionLayer::new))
-            .notifier(NotifierLayer::new(sink, &d.default_publisher_id))
+            .notifier(NotifierLayer::new(sink.clone(), &d.default_publisher_id))
             .policy(PolicyLayer::new(policy.clone(), records.clone()))
             .quota(QuotaLayer::new(
                 parts::quota_limits(&config)?,
                 parts::project_limits(&config)?,
                 records.clone(),
             ))
+            .import(parts::imports(&config)?.map(|methods| {
+                ImportLayer::new(ImportSettings {
+                    methods,
+                    stores: stores.clone(),
+                    multistore: d.enabled_backends.is_some(),
+                    staging,
+                    algo,
+                    size_cap: d.image_size_cap,
+                    records: records.clone(),
+                    web: Some(web),
+                    runner: Runner::new(d.task_pool_threads),
+                    events: ImportEvents::new(sink.clone(), &d.default_publisher_id),
+                })
+            }))
             .location(LocationLayer::new(stores, algo, records));
         for hook in self.hooks {
             stack = hook(stack);
@@ -158,6 +183,7 @@ impl AppBuilder {
                     .then(|| Duration::from_secs(d.client_socket_timeout)),
                 store_ids,
                 www_authenticate: parts::www_authenticate(&config),
+                import_methods: d.enabled_import_methods.clone(),
             },
         );
         let http = ServiceBuilder::new()

@@ -22,6 +22,11 @@ pub struct Config {
     pub oslo_policy: PolicySection,
     pub keystone_authtoken: KeystoneAuthtokenSection,
     pub oslo_limit: OsloLimitSection,
+    pub task: TaskSection,
+    pub image_import_opts: ImageImportSection,
+    /// What `web-download` may fetch: Glance's options, and ours on top (see
+    /// `crate::fetch`). By default every internal address is refused.
+    pub import_filtering_opts: crate::fetch::ImportFilteringOptions,
     /// One section per store named in `[DEFAULT] enabled_backends`; any other
     /// unknown section is refused when the service starts.
     #[serde(flatten)]
@@ -132,6 +137,22 @@ pub struct DefaultSection {
     pub upload_lease_ttl: u64,
     /// Seconds between sweeps for uploads whose node died and data no upload owns.
     pub recovery_interval: u64,
+    /// The import methods offered (`glance-direct`, `web-download`,
+    /// `copy-image`); an empty list turns interoperable import off. A TOML
+    /// array, or a comma-separated string as glance-api.conf writes it.
+    #[serde(deserialize_with = "crate::fetch::options::list_or_csv")]
+    pub enabled_import_methods: Vec<String>,
+    /// Where staged and downloaded data waits for its import, as a `file://`
+    /// URI (Glance's option). Nodes sharing a database must share it (a shared
+    /// file system), so an import finds data staged through another node. Unset:
+    /// `data_dir/staging`. With `enabled_backends`, a `[os_glance_staging_store]`
+    /// section's `filesystem_store_datadir` takes its place, as in Glance.
+    pub node_staging_uri: Option<String>,
+    /// Import tasks running at once on this node; more wait `pending`.
+    pub task_pool_threads: usize,
+    /// Accepted so glance-api.conf carries over; unused: staged data is shared
+    /// through the staging store, so no request is proxied to another node.
+    pub worker_self_reference_url: Option<String>,
 }
 
 impl Default for DefaultSection {
@@ -163,6 +184,12 @@ impl Default for DefaultSection {
             node_id: None,
             upload_lease_ttl: 60,
             recovery_interval: 15,
+            enabled_import_methods: ["glance-direct", "web-download", "copy-image"]
+                .map(String::from)
+                .to_vec(),
+            node_staging_uri: None,
+            task_pool_threads: 16,
+            worker_self_reference_url: None,
         }
     }
 }
@@ -194,6 +221,47 @@ impl Default for AuthSection {
             mode: AuthMode::Noauth,
             noauth_project_id: "admin".into(),
             noauth_user_id: "admin".into(),
+        }
+    }
+}
+
+/// Glance's `[task]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TaskSection {
+    /// Hours a finished task is kept before it is deleted.
+    pub task_time_to_live: u64,
+    /// Accepted so glance-api.conf carries over; unused (no conversion plugins).
+    pub work_dir: Option<PathBuf>,
+}
+
+impl Default for TaskSection {
+    fn default() -> Self {
+        TaskSection {
+            task_time_to_live: 48,
+            work_dir: None,
+        }
+    }
+}
+
+/// Glance's `[image_import_opts]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImageImportSection {
+    /// Glance's import plugins; none is built, so any listed here stops the
+    /// service from starting rather than being silently skipped.
+    #[serde(deserialize_with = "crate::fetch::options::list_or_csv")]
+    pub image_import_plugins: Vec<String>,
+    /// Stores written at once by one import; only 1 (Glance's default) is
+    /// supported.
+    pub max_parallel_stores: usize,
+}
+
+impl Default for ImageImportSection {
+    fn default() -> Self {
+        ImageImportSection {
+            image_import_plugins: Vec::new(),
+            max_parallel_stores: 1,
         }
     }
 }
@@ -458,6 +526,25 @@ impl Config {
             .filesystem_store_datadir
             .clone()
             .unwrap_or_else(|| self.default.data_dir.join("images"))
+    }
+
+    /// The staging directory: see `node_staging_uri`.
+    pub fn staging_dir(&self) -> Result<PathBuf, String> {
+        let reserved = self
+            .backends
+            .get(glance_layers::import::records::STAGING_STORE)
+            .and_then(|s| s.filesystem_store_datadir.clone());
+        if let Some(dir) = reserved.filter(|_| self.default.enabled_backends.is_some()) {
+            return Ok(dir);
+        }
+        match &self.default.node_staging_uri {
+            None => Ok(self.default.data_dir.join("staging")),
+            Some(uri) => uri
+                .strip_prefix("file://")
+                .filter(|p| p.starts_with('/'))
+                .map(PathBuf::from)
+                .ok_or_else(|| format!("node_staging_uri {uri:?} is not a file:///path URI")),
+        }
     }
 
     pub fn notification_log(&self) -> PathBuf {

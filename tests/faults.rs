@@ -289,6 +289,69 @@ async fn kill_9_mid_upload_then_restart_leaves_nothing_saving_or_orphaned() {
     ));
 }
 
+// --- kill -9 during an import ----------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_import_then_restart_leaves_nothing_importing_or_staged() {
+    let dir = tempfile::tempdir().unwrap();
+    let staging = dir.path().join("staging");
+    let store = dir.path().join("images");
+    // A source that sends a little and then nothing: the import is under way
+    // for as long as the test needs it to be.
+    let port = common::web::serve(data(10)).await;
+    let (database, db) = ServerProcess::database_line().await;
+    let config = format!(
+        "[DEFAULT]\ndata_dir = \"{}\"\nupload_lease_ttl = 3600\nrecovery_interval = 3600\n[import_filtering_opts]\nallowed_hosts = [\"127.0.0.1\"]\nallowed_ports = [{port}]\n[database]\n{database}",
+        toml_path(dir.path())
+    );
+    let mut s = ServerProcess::start(&dir.path().join("glance.toml"), &config).await;
+    s.owns(db);
+    let id = s.create().await;
+    let uri = format!("http://127.0.0.1:{port}/stall");
+    let resp = s
+        .post_json(
+            &format!("/v2/images/{id}/import"),
+            serde_json::json!({"method": {"name": "web-download", "uri": uri}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    let (sref, staging_ref, idref) = (&s, &staging, &id);
+    eventually("the download under way", || async move {
+        let image = status_of(sref, idref).await?;
+        if image["status"] == "importing" && temp_bytes(staging_ref, idref) > 0 {
+            Ok(())
+        } else {
+            Err(format!("status {}", image["status"]))
+        }
+    })
+    .await;
+    s.kill9();
+    s.start_again().await;
+    let image = wait_status(&s, &id, "queued").await;
+    assert_queued(&image);
+    assert!(image.get("os_glance_import_task").is_none(), "{image}");
+    assert_eq!(image["os_glance_importing_to_stores"], "", "{image}");
+    let tasks: Value = s
+        .get(&format!("/v2/images/{id}/tasks"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tasks["tasks"][0]["status"], "failure", "{tasks}");
+    let left: Vec<_> = std::fs::read_dir(&staging)
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "staging keeps {left:?}");
+    assert!(file_store_orphans(&store, &HashSet::new()).is_empty());
+    // The image takes data again.
+    uploads_again(&s, &id, MIB).await;
+    say("faults: kill -9 mid web-download import: image back to queued, task failed, staging empty");
+}
+
 // --- several nodes -------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

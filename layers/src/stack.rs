@@ -2,7 +2,7 @@
 //! it from configuration, the benches and tests from their own parts.
 //!
 //! ```text
-//! auth → property protection → your layers → notifier → policy → quota → location → core
+//! auth → property protection → your layers → notifier → policy → quota → import → location → core
 //! ```
 //!
 //! Only auth is required (every other layer and the core need to know who asks).
@@ -13,6 +13,7 @@
 use tower::{Layer, ServiceBuilder};
 
 use crate::auth::AuthLayer;
+use crate::import::ImportLayer;
 use crate::location::LocationLayer;
 use crate::notifier::NotifierLayer;
 use crate::policy::PolicyLayer;
@@ -30,6 +31,7 @@ pub struct Stack {
     notifier: Option<NotifierLayer>,
     policy: Option<PolicyLayer>,
     quota: Option<QuotaLayer>,
+    import: Option<ImportLayer>,
     location: Option<LocationLayer>,
 }
 
@@ -43,6 +45,7 @@ impl Stack {
             notifier: None,
             policy: None,
             quota: None,
+            import: None,
             location: None,
         }
     }
@@ -64,6 +67,13 @@ impl Stack {
 
     pub fn quota(mut self, layer: impl Into<Option<QuotaLayer>>) -> Self {
         self.quota = layer.into();
+        self
+    }
+
+    /// Staging and imports; without it `PUT /stage` and `POST /import` are
+    /// unsupported.
+    pub fn import(mut self, layer: impl Into<Option<ImportLayer>>) -> Self {
+        self.import = layer.into();
         self
     }
 
@@ -96,6 +106,8 @@ impl Stack {
             .option_layer(self.policy)
             // Count images and bytes; cut uploads at the limit.
             .option_layer(self.quota)
+            // Stage data, and start imports that run as background tasks.
+            .option_layer(self.import)
             // Stream data into and out of stores, hashing on the way in.
             .option_layer(self.location)
             .service(core);

@@ -24,7 +24,7 @@ pub(super) async fn openapi(api: &Api, ctx: RequestContext) -> Result<Response<A
     Ok(body::json(StatusCode::OK, OPENAPI.to_vec()))
 }
 
-/// No import method is offered until interoperable import is built.
+/// `enabled_import_methods`, as Glance lists them.
 pub(super) async fn import_info(api: &Api, ctx: RequestContext) -> Result<Response<ApiBody>> {
     api.call_stack(ctx, Operation::Authenticate).await?;
     Ok(ok_json(
@@ -32,7 +32,7 @@ pub(super) async fn import_info(api: &Api, ctx: RequestContext) -> Result<Respon
         &serde_json::json!({"import-methods": {
             "description": "Import methods available.",
             "type": "array",
-            "value": [],
+            "value": api.config.import_methods,
         }}),
     ))
 }

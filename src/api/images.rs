@@ -51,6 +51,14 @@ pub(super) async fn create<B: RequestBody>(
     {
         resp.headers_mut().insert("openstack-image-store-ids", v);
     }
+    // openstacksdk and OSC decide from this header whether to import.
+    let methods = &api.config.import_methods;
+    if !methods.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&methods.join(","))
+    {
+        resp.headers_mut()
+            .insert("openstack-image-import-methods", v);
+    }
     Ok(resp)
 }
 

@@ -9,6 +9,7 @@ mod data;
 mod discovery;
 mod errors;
 mod images;
+mod import;
 #[doc(hidden)] // public for benches/render.rs only
 pub mod json;
 mod members;
@@ -63,6 +64,9 @@ pub struct ApiConfig {
     pub store_ids: Vec<String>,
     /// Keystone's URI for `WWW-Authenticate`, when Keystone authenticates callers.
     pub www_authenticate: Option<String>,
+    /// `enabled_import_methods`, for `/v2/info/import`, the
+    /// `OpenStack-image-import-methods` header and the import body checks.
+    pub import_methods: Vec<String>,
 }
 
 impl Default for ApiConfig {
@@ -77,6 +81,7 @@ impl Default for ApiConfig {
             body_idle_timeout: None,
             store_ids: Vec::new(),
             www_authenticate: None,
+            import_methods: Vec::new(),
         }
     }
 }
@@ -373,6 +378,8 @@ impl Api {
                 data::upload(self, ctx, id, parts, body).await
             }
             Route::ImageFile(id) if m == Method::GET => data::download(self, ctx, id, parts).await,
+            Route::Stage(id) => import::stage(self, ctx, id, parts, body).await,
+            Route::Import(id) => import::import(self, ctx, id, parts, body).await,
             Route::StoreImage(store_id, id) => {
                 data::delete_from_store(self, ctx, id, store_id).await
             }

@@ -47,6 +47,14 @@ const BASE_KEYS: &[&str] = &[
     "stores",
 ];
 
+/// Properties kept for the service's own use and never shown, as Glance hides
+/// `os_glance_stage_host` and `os_glance_hash_op_host`.
+const HIDDEN_KEYS: &[&str] = &[
+    "os_glance_stage_host",
+    "os_glance_hash_op_host",
+    glance_layers::import::records::STAGED_AT,
+];
+
 /// `prefix` + `id` + `suffix`, serialized as one string without building it first.
 struct Link<'a>(&'a str, &'a str, &'a str);
 
@@ -61,7 +69,7 @@ impl Serialize for ImageJson<'_> {
         let img = self.0;
         let mut m = s.serialize_map(None)?;
         for (k, v) in &img.properties {
-            if !BASE_KEYS.contains(&k.as_str()) {
+            if !BASE_KEYS.contains(&k.as_str()) && !HIDDEN_KEYS.contains(&k.as_str()) {
                 m.serialize_entry(k, v)?;
             }
         }

@@ -8,6 +8,8 @@ pub enum Route {
     Image(String),
     ImageFile(String),
     ImageTag(String, String),
+    Stage(String),
+    Import(String),
     Deactivate(String),
     Reactivate(String),
     Members(String),
@@ -31,6 +33,8 @@ impl Route {
             ["images", id] if !id.is_empty() => Route::Image(s(id)),
             ["images", id, "file"] => Route::ImageFile(s(id)),
             ["images", id, "tags", tag] if !tag.is_empty() => Route::ImageTag(s(id), s(tag)),
+            ["images", id, "stage"] => Route::Stage(s(id)),
+            ["images", id, "import"] => Route::Import(s(id)),
             ["images", id, "actions", "deactivate"] => Route::Deactivate(s(id)),
             ["images", id, "actions", "reactivate"] => Route::Reactivate(s(id)),
             ["images", id, "members"] => Route::Members(s(id)),
@@ -61,7 +65,8 @@ impl Route {
             Route::Image(_) => &[Method::GET, Method::PATCH, Method::DELETE],
             Route::ImageFile(_) => &[Method::GET, Method::PUT],
             Route::ImageTag(..) => &[Method::PUT, Method::DELETE],
-            Route::Deactivate(_) | Route::Reactivate(_) => &[Method::POST],
+            Route::Deactivate(_) | Route::Reactivate(_) | Route::Import(_) => &[Method::POST],
+            Route::Stage(_) => &[Method::PUT],
             Route::Members(_) => &[Method::GET, Method::POST],
             Route::Member(..) => &[Method::GET, Method::PUT, Method::DELETE],
             Route::Schema(_)
@@ -83,6 +88,8 @@ impl Route {
             Route::Image(_) => "/v2/images/{image_id}".into(),
             Route::ImageFile(_) => "/v2/images/{image_id}/file".into(),
             Route::ImageTag(..) => "/v2/images/{image_id}/tags/{tag_value}".into(),
+            Route::Stage(_) => "/v2/images/{image_id}/stage".into(),
+            Route::Import(_) => "/v2/images/{image_id}/import".into(),
             Route::Deactivate(_) => "/v2/images/{image_id}/actions/deactivate".into(),
             Route::Reactivate(_) => "/v2/images/{image_id}/actions/reactivate".into(),
             Route::Members(_) => "/v2/images/{image_id}/members".into(),
@@ -105,6 +112,8 @@ impl Route {
             (Route::Images, &Method::POST)
                 | (Route::Image(_), &Method::PATCH)
                 | (Route::ImageFile(_), &Method::PUT)
+                | (Route::Stage(_), &Method::PUT)
+                | (Route::Import(_), &Method::POST)
                 | (Route::Members(_), &Method::POST)
                 | (Route::Member(..), &Method::PUT)
         )
@@ -136,6 +145,8 @@ mod tests {
             "images",
             "images/i",
             "images/i/file",
+            "images/i/stage",
+            "images/i/import",
             "images/i/tags/t",
             "images/i/actions/deactivate",
             "images/i/actions/reactivate",

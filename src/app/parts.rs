@@ -108,6 +108,32 @@ pub(super) fn www_authenticate(config: &Config) -> Option<String> {
     })
 }
 
+/// The import methods to offer (`None`: import is off), after checking that
+/// each, and the `[image_import_opts]` asked for, is one this server has.
+pub(super) fn imports(config: &Config) -> Result<Option<Vec<String>>, StartError> {
+    let methods = &config.default.enabled_import_methods;
+    for m in methods {
+        if !matches!(m.as_str(), "glance-direct" | "web-download" | "copy-image") {
+            return Err(StartError::Config(format!(
+                "enabled_import_methods: {m:?} is not supported (glance-direct, web-download, copy-image)"
+            )));
+        }
+    }
+    let opts = &config.image_import_opts;
+    if let Some(plugin) = opts.image_import_plugins.first() {
+        return Err(StartError::Config(format!(
+            "image_import_plugins: {plugin:?} is not supported; no import plugin is built"
+        )));
+    }
+    if opts.max_parallel_stores > 1 {
+        tracing::warn!(
+            max_parallel_stores = opts.max_parallel_stores,
+            "imports write one store at a time; max_parallel_stores is ignored"
+        );
+    }
+    Ok((!methods.is_empty()).then(|| methods.clone()))
+}
+
 /// `property_protection_file`, when set.
 pub(super) fn property_rules(config: &Config) -> Result<Option<PropertyRules>, StartError> {
     let d = &config.default;

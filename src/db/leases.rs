@@ -17,11 +17,25 @@ pub use super::entity::lease::Model as Lease;
 
 type Result<T> = std::result::Result<T, ImageError>;
 
-/// The kind of work an upload lease covers.
+/// The kinds of work a lease covers: `PUT /file` (the image is `saving`),
+/// `PUT /stage` (`uploading`), and an import task (`importing`, or `active` for a
+/// copy), whose lease names the store it is writing to.
 pub const UPLOAD: &str = "upload";
+pub const STAGE: &str = "stage";
+pub const IMPORT: &str = "import";
+
+/// The status an image is in while a lease of `kind` runs, which an abort or
+/// recovery takes it back from to `queued`.
+pub fn leased_status(kind: &str) -> ImageStatus {
+    match kind {
+        STAGE => ImageStatus::Uploading,
+        IMPORT => ImageStatus::Importing,
+        _ => ImageStatus::Saving,
+    }
+}
 
 impl Repo {
-    /// `queued → saving` at `at` and the lease, in one transaction; `false` (and
+    /// `queued → saving` (or `uploading` for a stage lease) at `at` and the lease, in one transaction; `false` (and
     /// no lease) when the image was not `queued`. Recovery relies on it: a lease
     /// exists only for an upload that moved its image to `saving`, so settling a
     /// dead lease may requeue the image and remove the data under its final name.
@@ -35,7 +49,7 @@ impl Repo {
             &txn,
             &lease.image_id,
             ImageStatus::Queued,
-            ImageStatus::Saving,
+            leased_status(&lease.kind),
             at,
         )
         .await?
@@ -92,7 +106,7 @@ impl Repo {
         transition_on(
             &txn,
             &held.image_id,
-            ImageStatus::Saving,
+            leased_status(&held.kind),
             ImageStatus::Queued,
             chrono::Utc::now(),
         )
@@ -182,7 +196,7 @@ impl Repo {
             && transition_on(
                 &txn,
                 &claimed.image_id,
-                ImageStatus::Saving,
+                leased_status(&claimed.kind),
                 ImageStatus::Queued,
                 chrono::Utc::now(),
             )
@@ -215,8 +229,9 @@ impl Repo {
     }
 }
 
-/// A new upload lease, taken now by `(node_id, boot_id)` until `expires_at`.
-pub fn new_upload_lease(
+/// A new lease of `kind`, taken now by `(node_id, boot_id)` until `expires_at`.
+pub fn new_lease(
+    kind: &str,
     image_id: &str,
     store_id: &str,
     node_id: &str,
@@ -226,7 +241,7 @@ pub fn new_upload_lease(
 ) -> Lease {
     Lease {
         id: uuid::Uuid::new_v4().simple().to_string(),
-        kind: UPLOAD.into(),
+        kind: kind.into(),
         image_id: image_id.into(),
         store_id: store_id.into(),
         node_id: node_id.into(),

@@ -1,6 +1,7 @@
 //! The database: connection, migrations, and the queries of the core service.
 
 pub mod entity;
+pub mod imports;
 pub mod leases;
 pub mod list;
 mod repo;

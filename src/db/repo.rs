@@ -4,11 +4,12 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use glance_layers::image::Location;
+use glance_layers::import::records::IMPORTING_TO_STORES;
 use glance_layers::quota::Usage;
 use glance_layers::{Image, ImageError, ImageStatus, Member, MemberStatus, StoredData};
 use sea_orm::sea_query::{Expr, SimpleExpr};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
     FromQueryResult, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 
@@ -563,25 +564,52 @@ impl Repo {
             .one(&self.db)
             .await
             .map_err(db_error)?;
-        let uploading = [
+        let incoming = [
             ImageStatus::Saving,
             ImageStatus::Uploading,
             ImageStatus::Importing,
         ]
         .map(|s| s.as_str());
-        let uploading: Vec<String> = live()
-            .filter(image::Column::Status.is_in(uploading))
+        // Copies in flight count as staged and uploading too, as Glance counts
+        // them: active images with stores left to import to.
+        let copying = sea_orm::sea_query::Query::select()
+            .column(property::Column::ImageId)
+            .from(property::Entity)
+            .and_where(property::Column::Name.eq(IMPORTING_TO_STORES))
+            .and_where(property::Column::Value.ne(""))
+            .to_owned();
+        let in_flight = || {
+            live().filter(
+                Condition::any()
+                    .add(image::Column::Status.is_in(incoming))
+                    .add(
+                        Condition::all()
+                            .add(image::Column::Status.eq(ImageStatus::Active.as_str()))
+                            .add(image::Column::Id.in_subquery(copying.clone())),
+                    ),
+            )
+        };
+        let rows: Vec<(String, String, Option<i64>)> = in_flight()
             .select_only()
             .column(image::Column::Id)
+            .column(image::Column::Status)
+            .column(image::Column::Size)
             .into_tuple()
             .all(&self.db)
             .await
             .map_err(db_error)?;
+        // Staged bytes: data in the staging store (a stage, a download) or
+        // being copied through an import; an upload's `saving` bytes are not.
+        let image_stage_total = rows
+            .iter()
+            .filter(|(_, status, _)| status != ImageStatus::Saving.as_str())
+            .map(|(_, _, size)| size.unwrap_or(0).max(0) as u64)
+            .sum();
+        let uploading = rows.into_iter().map(|(id, _, _)| id).collect();
         Ok(Usage {
             image_count,
             image_size_total: total.flatten().unwrap_or(0).max(0) as u64,
-            // Nothing is staged: the import API is not built.
-            image_stage_total: 0,
+            image_stage_total,
             uploading,
         })
     }

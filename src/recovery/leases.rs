@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::db::leases::{Lease, new_upload_lease};
+use crate::db::leases::{Lease, UPLOAD, new_lease};
 use crate::db::to_micros;
 
 use super::node::NodeIdentity;
@@ -53,8 +53,14 @@ impl LeaseKeeper {
 
     /// A new upload lease of this node, already counted live.
     pub fn take_upload(&self, image_id: &str, store_id: &str) -> Lease {
+        self.take(UPLOAD, image_id, store_id)
+    }
+
+    /// A new lease of `kind` (see `crate::db::leases`), already counted live.
+    pub fn take(&self, kind: &str, image_id: &str, store_id: &str) -> Lease {
         let now = to_micros(chrono::Utc::now());
-        let lease = new_upload_lease(
+        let lease = new_lease(
+            kind,
             image_id,
             store_id,
             self.node_id(),

@@ -18,8 +18,9 @@ pub mod node;
 use std::sync::Arc;
 use std::time::Duration;
 
+use glance_layers::import::records::STAGING_STORE;
 use glance_layers::notifier::{EventSink, Notification, Priority};
-use glance_layers::store::StoreSet;
+use glance_layers::store::{Store, StoreSet};
 
 use crate::db::Repo;
 use crate::db::leases::Lease;
@@ -46,6 +47,8 @@ pub struct SweepReport {
 pub struct Recovery {
     repo: Repo,
     stores: StoreSet,
+    /// Where stages and downloads write.
+    staging: Arc<dyn Store>,
     keeper: LeaseKeeper,
     sink: Arc<dyn EventSink>,
     publisher_id: Arc<str>,
@@ -55,6 +58,7 @@ impl Recovery {
     pub fn new(
         repo: Repo,
         stores: StoreSet,
+        staging: Arc<dyn Store>,
         keeper: LeaseKeeper,
         sink: Arc<dyn EventSink>,
         publisher_id: &str,
@@ -62,6 +66,7 @@ impl Recovery {
         Recovery {
             repo,
             stores,
+            staging,
             keeper,
             sink,
             publisher_id: publisher_id.into(),
@@ -120,6 +125,9 @@ impl Recovery {
                 return;
             }
         }
+        if seen.kind == crate::db::leases::IMPORT {
+            return self.reclaim_import(seen, &token, report).await;
+        }
         if let Err(e) = self.discard(&seen).await {
             // The claim runs out after upload_lease_ttl; a later sweep retries.
             tracing::warn!(image = %seen.image_id, lease = %seen.id, error = %e, "could not remove the data of an unfinished upload yet");
@@ -150,13 +158,120 @@ impl Recovery {
         }
     }
 
+    /// An import whose node died: the data it wrote goes (its partial write, and,
+    /// for an image that never became active, every location and the staged
+    /// data), then its task fails, its lock is released and the image returns to
+    /// `queued` (a copy's image stays `active`).
+    async fn reclaim_import(&self, seen: Lease, token: &str, report: &mut SweepReport) {
+        let image = match self.repo.get(&seen.image_id).await {
+            Ok(image) => image,
+            Err(e) => {
+                tracing::warn!(image = %seen.image_id, error = %e, "could not read the image of an unfinished import");
+                report.deferred += 1;
+                return;
+            }
+        };
+        let requeue = image
+            .as_ref()
+            .is_some_and(|i| i.status == glance_layers::ImageStatus::Importing);
+        let mut failed = self.discard_import(&seen, image.as_ref(), requeue).await;
+        let task = image
+            .as_ref()
+            .and_then(|i| {
+                i.properties
+                    .get(glance_layers::import::records::IMPORT_LOCK)
+            })
+            .cloned();
+        if failed.is_none() {
+            let settled = self
+                .repo
+                .settle_import(&seen, token, task.as_deref(), requeue)
+                .await;
+            if let Err(e) = settled {
+                failed = Some(e.to_string());
+            }
+        }
+        if let Some(e) = failed {
+            tracing::warn!(image = %seen.image_id, lease = %seen.id, error = %e, "could not take back an unfinished import yet");
+            report.deferred += 1;
+            return;
+        }
+        report.settled += 1;
+        if requeue {
+            tracing::warn!(image = %seen.image_id, node = %seen.node_id, "took back an import that did not finish; the image is queued again");
+            report.requeued.push(seen.image_id.clone());
+        }
+    }
+
+    /// Removes an unfinished import's data; `Some` says what could not be removed.
+    async fn discard_import(
+        &self,
+        seen: &Lease,
+        image: Option<&glance_layers::Image>,
+        requeue: bool,
+    ) -> Option<String> {
+        let recorded_in = |store_id: &str| {
+            image.is_some_and(|i| {
+                i.locations
+                    .iter()
+                    .any(|l| l.metadata.get("store").and_then(|v| v.as_str()) == Some(store_id))
+            })
+        };
+        let mut result = None;
+        if let Some(store) = self.store_of(&seen.store_id) {
+            // The object under the final name is the import's own unless a
+            // location records it (a copy that landed before the node died).
+            let with_final = requeue || !recorded_in(&seen.store_id);
+            if let Err(e) = store
+                .discard(
+                    &seen.image_id,
+                    &seen.id,
+                    seen.partial.as_deref(),
+                    with_final,
+                )
+                .await
+            {
+                result = Some(e.to_string());
+            }
+        }
+        if requeue {
+            for loc in image.map(|i| i.locations.as_slice()).unwrap_or_default() {
+                let store = self
+                    .stores
+                    .for_location(&loc.url, loc.metadata.get("store").and_then(|v| v.as_str()));
+                if let Some(store) = store
+                    && let Err(e) = store.delete(&loc.url).await
+                    && !matches!(e, glance_layers::store::StoreError::NotFound(_))
+                {
+                    result = Some(e.to_string());
+                }
+            }
+            if let Err(e) = self
+                .staging
+                .discard(&seen.image_id, &seen.id, None, true)
+                .await
+            {
+                result = Some(e.to_string());
+            }
+        }
+        result
+    }
+
+    /// The store a lease writes to: an enabled one, or staging.
+    fn store_of(&self, store_id: &str) -> Option<Arc<dyn Store>> {
+        if store_id == STAGING_STORE {
+            return Some(self.staging.clone());
+        }
+        self.stores.get(store_id).cloned()
+    }
+
     /// Removes what the lease's upload left. An abandoned lease's image went back
     /// to `queued` already and may be uploading again under the same final name,
     /// so only its own partial data goes; otherwise the image is still `saving`
     /// under this lease and an object under its final name is one the upload
     /// completed but never recorded.
     async fn discard(&self, lease: &Lease) -> Result<(), String> {
-        let Some(store) = self.stores.get(&lease.store_id) else {
+        let Some(store) = self.store_of(&lease.store_id) else {
             // A store no longer enabled: nothing we can reach to remove.
             tracing::warn!(store = %lease.store_id, image = %lease.image_id, "the store of an unfinished upload is not enabled; its data cannot be removed");
             return Ok(());
@@ -176,7 +291,8 @@ impl Recovery {
     /// existed, or whose lease is settled but whose file removal failed.
     async fn sweep_strays(&self) -> Result<usize, String> {
         let mut removed = 0;
-        for (_, store) in self.stores.iter() {
+        let staging = (STAGING_STORE, &self.staging);
+        for (_, store) in self.stores.iter().chain(std::iter::once(staging)) {
             let found = match store.temporary().await {
                 Ok(found) => found,
                 Err(e) => {

@@ -8,7 +8,7 @@ use glance_layers::store::{Store, StoreSet};
 use glance_layers::{Image, ImageStatus};
 
 use super::*;
-use crate::db::leases::new_upload_lease;
+use crate::db::leases::{UPLOAD, new_lease};
 use crate::store::FileStore;
 
 struct Fixture {
@@ -36,9 +36,11 @@ impl Fixture {
         let identity = NodeIdentity::establish(Some(node), self.dir.path()).unwrap();
         let keeper = LeaseKeeper::new(identity, ttl);
         let stores = StoreSet::single("file", self.store.clone() as Arc<dyn Store>);
+        let staging = Arc::new(FileStore::new(self.dir.path().join("staging"), false).unwrap());
         let recovery = Recovery::new(
             self.repo.clone(),
             stores,
+            staging,
             keeper.clone(),
             Arc::new(self.sink.clone()),
             "image.test",
@@ -181,7 +183,7 @@ async fn a_finished_upload_cannot_be_claimed_and_a_claimed_one_cannot_finish() {
     let f = Fixture::new().await;
     let (_, keeper) = f.node("api-1", LONG);
     let (id, lease_id) = f.saving_image(&keeper).await;
-    let seen = new_upload_lease(&id, "file", "api-1", keeper.boot_id(), 0, 0);
+    let seen = new_lease(UPLOAD, &id, "file", "api-1", keeper.boot_id(), 0, 0);
     // A claim must match the holder and expiry as read: a stale read claims nothing.
     assert!(!f.repo.claim_lease(&seen, "api-2", "t", 1).await.unwrap());
     let now = f.repo.candidate_leases("api-1", 0).await.unwrap();

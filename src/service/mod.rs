@@ -19,6 +19,7 @@ use crate::db::Repo;
 use crate::db::list::Scope;
 use crate::recovery::LeaseKeeper;
 
+mod imports;
 mod uploads;
 
 /// Glance's per-image count limits (`image_property_quota` etc.); negative is
@@ -53,6 +54,8 @@ pub struct ImageCore {
     repo: Repo,
     limits: Arc<ImageLimits>,
     leases: LeaseKeeper,
+    /// How long a finished task is kept (`[task] task_time_to_live`).
+    task_ttl: chrono::Duration,
 }
 
 type Result<T> = std::result::Result<T, ImageError>;
@@ -75,7 +78,14 @@ impl ImageCore {
             repo,
             limits: Arc::new(limits),
             leases,
+            task_ttl: chrono::Duration::hours(48),
         }
+    }
+
+    /// Keeps finished tasks for `ttl` (Glance's default: 48 hours).
+    pub fn with_task_ttl(mut self, ttl: chrono::Duration) -> Self {
+        self.task_ttl = ttl;
+        self
     }
 
     /// The image the request targets: the one a layer above loaded for it, or
@@ -212,7 +222,9 @@ impl ImageCore {
             // Data moves only through the location layer.
             op @ (Operation::Upload { .. }
             | Operation::Download { .. }
-            | Operation::DeleteFromStore { .. }) => Err(ImageError::Unsupported(format!(
+            | Operation::DeleteFromStore { .. }
+            | Operation::Stage { .. }
+            | Operation::Import { .. }) => Err(ImageError::Unsupported(format!(
                 "The operation {} needs a store, and this stack has none.",
                 op.name()
             ))),

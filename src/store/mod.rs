@@ -14,13 +14,26 @@ use glance_layers::store::{StoreEntry, StoreSet};
 
 use crate::config::Config;
 
+/// Glance's reserved stores: staging (see `Config::staging_dir`) and tasks
+/// (accepted, unused).
+fn is_reserved(id: &str) -> bool {
+    matches!(id, "os_glance_staging_store" | "os_glance_tasks_store")
+}
+
+/// Where staged and downloaded data waits for its import.
+pub fn staging(config: &Config) -> Result<FileStore, String> {
+    let dir = config.staging_dir()?;
+    FileStore::new(&dir, config.glance_store.filesystem_store_fsync)
+        .map_err(|e| format!("staging store {}: {e}", dir.display()))
+}
+
 /// The stores `config` enables: `[DEFAULT] enabled_backends = "id:type,..."` with a
 /// section per id, or one `file` store when that is unset.
 pub fn from_config(config: &Config) -> Result<StoreSet, String> {
     let fsync = config.glance_store.filesystem_store_fsync;
     let default = config.glance_store.default_backend.clone();
     let Some(enabled) = &config.default.enabled_backends else {
-        if let Some(extra) = config.backends.keys().next() {
+        if let Some(extra) = config.backends.keys().find(|k| !is_reserved(k)) {
             return Err(format!(
                 "unknown section [{extra}] (no enabled_backends names it)"
             ));
@@ -74,7 +87,7 @@ pub fn from_config(config: &Config) -> Result<StoreSet, String> {
             },
         ));
     }
-    for section in config.backends.keys() {
+    for section in config.backends.keys().filter(|k| !is_reserved(k)) {
         if !stores.iter().any(|(id, _)| id == section) {
             return Err(format!(
                 "unknown section [{section}] (enabled_backends does not name it)"

@@ -5,6 +5,7 @@ pub mod postgres;
 pub mod process;
 pub mod s3;
 pub mod services;
+pub mod web;
 
 use std::time::Duration;
 

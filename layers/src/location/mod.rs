@@ -8,7 +8,7 @@
 pub mod digest;
 mod download;
 mod replicas;
-mod upload;
+pub(crate) mod upload;
 
 use std::sync::Arc;
 
@@ -103,7 +103,7 @@ impl Locations {
     }
 }
 
-fn store_of(loc: &Location) -> Option<&str> {
+pub(crate) fn store_of(loc: &Location) -> Option<&str> {
     loc.metadata.get("store").and_then(|v| v.as_str())
 }
 

@@ -89,9 +89,9 @@ pub(super) async fn upload(
 }
 
 /// Lets a store note its partial data in the upload's lease.
-struct LeaseJournal<'a> {
-    records: &'a dyn UploadRecords,
-    lease: &'a UploadLease,
+pub(crate) struct LeaseJournal<'a> {
+    pub(crate) records: &'a dyn UploadRecords,
+    pub(crate) lease: &'a UploadLease,
 }
 
 #[async_trait::async_trait]
@@ -105,7 +105,7 @@ impl PutJournal for LeaseJournal<'_> {
 }
 
 /// Where an upload's data stands when it has to be rolled back.
-enum DataState {
+pub(crate) enum DataState {
     /// The store has not finished the put: it removed what it wrote, or noted in
     /// the lease what it could not remove (the lease then outlives the abort).
     NotStored,
@@ -115,14 +115,14 @@ enum DataState {
 
 /// Puts a `saving` image back to `queued`, and removes its stored data, unless the
 /// upload completed. Runs on drop too, in a task, for uploads cut by a disconnect.
-struct UploadGuard {
-    armed: Option<(Arc<dyn UploadRecords>, UploadLease)>,
-    state: DataState,
-    store: Arc<dyn Store>,
+pub(crate) struct UploadGuard {
+    pub(crate) armed: Option<(Arc<dyn UploadRecords>, UploadLease)>,
+    pub(crate) state: DataState,
+    pub(crate) store: Arc<dyn Store>,
 }
 
 impl UploadGuard {
-    async fn abort(&mut self) {
+    pub(crate) async fn abort(&mut self) {
         if let Some((records, lease)) = self.armed.take() {
             let state = std::mem::replace(&mut self.state, DataState::NotStored);
             rollback(records, lease, state, self.store.clone()).await;

@@ -20,6 +20,8 @@ pub(super) enum Total {
     Unified(u64),
     /// `user_storage_quota`, reported in bytes as Glance's StorageQuotaFull does.
     Legacy(u64),
+    /// `image_stage_total`, for data on its way to the staging store.
+    Staging(u64),
 }
 
 /// What an upload stream checks each chunk against.
@@ -34,7 +36,7 @@ pub(super) struct Guard {
 impl Guard {
     pub(super) fn limit(&self) -> Option<u64> {
         match self.total? {
-            Total::Unified(b) | Total::Legacy(b) => Some(b),
+            Total::Unified(b) | Total::Legacy(b) | Total::Staging(b) => Some(b),
         }
     }
 
@@ -72,6 +74,13 @@ impl Guard {
             Some(Total::Unified(limit)) => over_limit(
                 &self.project,
                 "image_size_total",
+                limit / MIB,
+                used / MIB,
+                attempted.div_ceil(MIB),
+            ),
+            Some(Total::Staging(limit)) => over_limit(
+                &self.project,
+                "image_stage_total",
                 limit / MIB,
                 used / MIB,
                 attempted.div_ceil(MIB),

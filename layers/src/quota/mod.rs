@@ -60,7 +60,16 @@ impl Middleware for Quota {
             Operation::Create(_) => self.reserve_image(&project).await?,
             Operation::Upload { id, data, .. } => {
                 let id = id.clone();
-                Some(self.reserve_upload(&project, &id, data).await?)
+                Some(self.reserve_upload(&project, &id, data, false).await?)
+            }
+            Operation::Stage { id, data } => {
+                let id = id.clone();
+                Some(self.reserve_upload(&project, &id, data, true).await?)
+            }
+            Operation::Import { id, request } => {
+                let id = id.clone();
+                self.check_import(&project, &id, &request.method).await?;
+                None
             }
             Operation::Usage => return self.report(&project).await,
             _ => None,
@@ -88,19 +97,25 @@ impl Quota {
         Ok(Some(hold.landing()))
     }
 
-    /// `image_count_uploading` now, and the size limits as the bytes arrive.
+    /// `image_count_uploading` now, and the size limits as the bytes arrive:
+    /// the project's stored bytes for an upload, its staged bytes for a stage.
     async fn reserve_upload(
         &self,
         project: &str,
         id: &str,
         data: &mut crate::ImageData,
+        staging: bool,
     ) -> Result<Arc<Hold>, ImageError> {
         let limits = self.per_project.limits(project).await?;
-        let total = match (limits.image_size_total, self.limits.user_storage_quota) {
-            (Some(unified), Some(legacy)) if legacy < unified => Some(Total::Legacy(legacy)),
-            (Some(unified), _) => Some(Total::Unified(unified)),
-            (None, Some(legacy)) => Some(Total::Legacy(legacy)),
-            (None, None) => None,
+        let total = if staging {
+            limits.image_stage_total.map(Total::Staging)
+        } else {
+            match (limits.image_size_total, self.limits.user_storage_quota) {
+                (Some(unified), Some(legacy)) if legacy < unified => Some(Total::Legacy(legacy)),
+                (Some(unified), _) => Some(Total::Unified(unified)),
+                (None, Some(legacy)) => Some(Total::Legacy(legacy)),
+                (None, None) => None,
+            }
         };
         let checking = self.ledger.hold(project).await;
         // Without a project limit only the size cap applies: no usage to read.
@@ -117,7 +132,11 @@ impl Quota {
         let hold = checking.done();
         let guard = Guard {
             hold: hold.clone(),
-            used: usage.image_size_total,
+            used: if staging {
+                usage.image_stage_total
+            } else {
+                usage.image_size_total
+            },
             total,
             project: project.to_string(),
         };
@@ -134,6 +153,58 @@ impl Quota {
         );
         *data = taken.map_stream(|s| LimitedStream::new(s, cap, guard));
         Ok(hold)
+    }
+
+    /// What Glance checks when an import starts: the project is not over
+    /// `image_size_total` already; and for methods that bring data through
+    /// staging, not over `image_stage_total` nor `image_count_uploading`.
+    async fn check_import(
+        &self,
+        project: &str,
+        id: &str,
+        method: &crate::ImportMethod,
+    ) -> Result<(), ImageError> {
+        let limits = self.per_project.limits(project).await?;
+        let stages = !matches!(method, crate::ImportMethod::GlanceDirect);
+        let binding = limits.image_size_total.is_some()
+            || (stages
+                && (limits.image_stage_total.is_some() || limits.image_count_uploading.is_some()));
+        if !binding {
+            return Ok(());
+        }
+        let usage = self.usage.usage(project).await?;
+        if let Some(max) = limits.image_size_total
+            && usage.image_size_total > max
+        {
+            return Err(over_limit(
+                project,
+                "image_size_total",
+                max / MIB,
+                usage.image_size_total / MIB,
+                0,
+            ));
+        }
+        if !stages {
+            return Ok(());
+        }
+        if let Some(max) = limits.image_stage_total
+            && usage.image_stage_total > max
+        {
+            return Err(over_limit(
+                project,
+                "image_stage_total",
+                max / MIB,
+                usage.image_stage_total / MIB,
+                0,
+            ));
+        }
+        if let Some(max) = limits.image_count_uploading {
+            let others = usage.uploading.iter().filter(|u| *u != id).count() as u64;
+            if others >= max {
+                return Err(over_limit(project, "image_count_uploading", max, others, 1));
+            }
+        }
+        Ok(())
     }
 
     /// `/v2/info/usage`: each limit beside its use (sizes in MiB, -1 unlimited).

@@ -1,0 +1,330 @@
+//! One import task, in the background: find the data (staged, downloaded into
+//! staging, or an existing location), then write it to each target store in
+//! turn, hashed on the way as an upload is, recording each store as it lands.
+//!
+//! What Glance does, in our words: with `all_stores_must_succeed` (the default)
+//! the image goes `active` with the last store and any failure undoes the
+//! stores already written; without it the image goes `active` with the first
+//! store written and a failed store is only listed in `os_glance_failed_import`.
+//! A failed import of a new image puts it back in `queued`; a failed copy leaves
+//! it `active`. Staged data is removed once the import is over, either way.
+
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+
+use super::Settings;
+use super::records::{ImportJob, ImportOutcome, STAGED_AT, STAGING_STORE};
+use crate::location::digest::DigestingStream;
+use crate::location::upload::LeaseJournal;
+use crate::store::{Store, StoreError, Upload};
+use crate::{DataStream, ImageError, ImageStatus, ImportMethod, StoredData, TaskStatus};
+
+/// Runs the import and settles its task. Records that cannot be written now
+/// (the database is gone) are left to recovery through the job's lease.
+pub(super) async fn run(settings: Arc<Settings>, job: ImportJob) {
+    let events = &settings.events;
+    let outcome = match execute(&settings, &job).await {
+        Ok(()) => ImportOutcome::Success,
+        Err(e) => {
+            tracing::warn!(image = %job.image.id, task = %job.task.id, error = %e, "import failed");
+            ImportOutcome::Failure(failure_message(&e))
+        }
+    };
+    match &outcome {
+        ImportOutcome::Success => events.task("success", &job.task, TaskStatus::Success, ""),
+        ImportOutcome::Failure(m) => events.task("failure", &job.task, TaskStatus::Failure, m),
+    }
+    if let Err(e) = settings.records.finish_import(&job, outcome).await {
+        tracing::warn!(image = %job.image.id, task = %job.task.id, error = %e, "import end left to recovery");
+        settings.records.forget(&job.lease);
+    }
+}
+
+/// Where the data is read from, for each store.
+struct Source {
+    store: Arc<dyn Store>,
+    url: String,
+    size: Option<u64>,
+    /// Staged for this import: removed when it ends.
+    staged: bool,
+}
+
+async fn execute(s: &Settings, job: &ImportJob) -> Result<(), ImageError> {
+    s.records.import_running(job).await?;
+    s.events.task("run", &job.task, TaskStatus::Processing, "");
+    s.events
+        .task("processing", &job.task, TaskStatus::Processing, "");
+    let source = match open_source(s, job).await {
+        Ok(source) => source,
+        Err(e) => {
+            remove_staged(s, job, None).await;
+            return Err(e);
+        }
+    };
+    let result = write_all(s, job, &source).await;
+    remove_staged(s, job, Some(&source)).await;
+    result
+}
+
+/// Writes every target store; see the module docs for what a failure undoes.
+async fn write_all(s: &Settings, job: &ImportJob, source: &Source) -> Result<(), ImageError> {
+    let mut written: Vec<(Arc<dyn Store>, String)> = Vec::new();
+    let mut active = job.is_copy();
+    let mut last_error = None;
+    let count = job.stores.len();
+    for (i, store_id) in job.stores.iter().enumerate() {
+        let set_active = !active && (!job.all_stores_must_succeed || i + 1 == count);
+        s.events.image("prepare", &job.image, store_id);
+        let attempt = write_one(s, job, source, store_id).await;
+        let failed = match attempt {
+            Ok((store, stored)) => {
+                match s
+                    .records
+                    .import_stored(job, store_id, &stored, set_active)
+                    .await
+                {
+                    Ok(image) => {
+                        s.events.image("upload", &image, store_id);
+                        if set_active {
+                            s.events.image("activate", &image, store_id);
+                        }
+                        written.push((store, stored.location.url));
+                        active |= set_active;
+                        continue;
+                    }
+                    Err(e) => {
+                        // Not recorded (the lock was lost, the image deleted): the
+                        // data is no one's, and the import cannot go on.
+                        delete_data(&store, &stored.location.url, job).await;
+                        undo(s, job, &written).await;
+                        return Err(e);
+                    }
+                }
+            }
+            Err(e) => e,
+        };
+        tracing::warn!(image = %job.image.id, store = %store_id, error = %failed, "import to a store failed");
+        if let Err(e) = s.records.import_store_failed(job, store_id).await {
+            undo(s, job, &written).await;
+            return Err(e);
+        }
+        if job.all_stores_must_succeed {
+            undo(s, job, &written).await;
+            return Err(failed);
+        }
+        last_error = Some(failed);
+    }
+    match (written.is_empty(), last_error) {
+        (true, Some(e)) => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Removes what this import wrote before it failed. For a copy the records must
+/// forget the new locations first; for a new image `finish_import` drops them
+/// with the image's return to `queued`.
+async fn undo(s: &Settings, job: &ImportJob, written: &[(Arc<dyn Store>, String)]) {
+    for (store, url) in written {
+        if job.is_copy() {
+            let current = (*job.image).clone();
+            let mut with_new = current;
+            with_new.locations.push(crate::image::Location {
+                url: url.clone(),
+                metadata: Default::default(),
+            });
+            if let Err(e) = s.records.remove_location(&with_new, url).await {
+                tracing::warn!(image = %job.image.id, %url, error = %e, "could not forget a copy's location; its data stays");
+                continue;
+            }
+        }
+        delete_data(store, url, job).await;
+    }
+}
+
+async fn delete_data(store: &Arc<dyn Store>, url: &str, job: &ImportJob) {
+    match store.delete(url).await {
+        Ok(()) | Err(StoreError::NotFound(_)) => {}
+        Err(e) => {
+            tracing::warn!(image = %job.image.id, %url, error = %e, "could not remove the data of a failed import")
+        }
+    }
+}
+
+/// Streams the source into one store under the job's lease, hashing it.
+async fn write_one(
+    s: &Settings,
+    job: &ImportJob,
+    source: &Source,
+    store_id: &str,
+) -> Result<(Arc<dyn Store>, StoredData), ImageError> {
+    let store = s
+        .stores
+        .get(store_id)
+        .ok_or_else(|| ImageError::Conflict(format!("Unknown scheme '{store_id}' found in URI")))?
+        .clone();
+    if !store.capabilities().write {
+        return Err(ImageError::StoreReadOnly(
+            "Adding images to this store is disabled.".into(),
+        ));
+    }
+    s.records.import_writes_to(job, store_id).await?;
+    let data = source.store.get(&source.url, None).await?;
+    let (stream, digests) = DigestingStream::new(data, s.algo, source.size);
+    let journal = LeaseJournal {
+        records: s.records.as_ref(),
+        lease: &job.lease,
+    };
+    let target = Upload {
+        image_id: &job.image.id,
+        upload_id: &job.lease.id,
+        journal: &journal,
+    };
+    let object = store.put(&target, stream.boxed()).await?;
+    let Some(digests) = digests.wait().await else {
+        delete_data(&store, &object.url, job).await;
+        return Err(ImageError::internal(
+            "the store finished before the data did",
+        ));
+    };
+    if job.is_copy()
+        && let Some(checksum) = &job.image.checksum
+        && *checksum != digests.md5
+    {
+        delete_data(&store, &object.url, job).await;
+        return Err(ImageError::Invalid(format!(
+            "The copy's checksum {} differs from the image's {checksum}.",
+            digests.md5
+        )));
+    }
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("store".into(), store_id.into());
+    Ok((
+        store,
+        StoredData {
+            location: crate::image::Location {
+                url: object.url,
+                metadata,
+            },
+            size: digests.size,
+            checksum: digests.md5,
+            os_hash_algo: digests.algo.name().to_string(),
+            os_hash_value: digests.multihash,
+        },
+    ))
+}
+
+/// Finds the import's data: staged by `PUT /stage`, downloaded now into the
+/// staging store, or an existing location of the image.
+async fn open_source(s: &Settings, job: &ImportJob) -> Result<Source, ImageError> {
+    let image = &job.image;
+    match &job.method {
+        ImportMethod::GlanceDirect => {
+            let url = image.properties.get(STAGED_AT).ok_or_else(|| {
+                ImageError::Conflict(format!("Image {} has no staged data.", image.id))
+            })?;
+            Ok(Source {
+                store: s.staging.clone(),
+                url: url.clone(),
+                size: image.size.map(|n| n as u64),
+                staged: true,
+            })
+        }
+        ImportMethod::WebDownload { uri } => {
+            let web = s
+                .web
+                .as_ref()
+                .ok_or_else(|| ImageError::Unsupported("web-download is not enabled.".into()))?;
+            let data = web.open(uri, &[], s.size_cap).await?;
+            let expected = data.expected_size;
+            let (url, size) = stage_into(s, job, data.stream).await?;
+            if let Some(expected) = expected
+                && expected != size
+            {
+                delete_data(&s.staging, &url, job).await;
+                return Err(ImageError::Invalid(format!(
+                    "Image {} downloaded data size {size} is different from expected {expected}.",
+                    image.id
+                )));
+            }
+            Ok(Source {
+                store: s.staging.clone(),
+                url,
+                size: Some(size),
+                staged: true,
+            })
+        }
+        ImportMethod::CopyImage => {
+            if image.status != ImageStatus::Active {
+                return Err(ImageError::Conflict(
+                    "Only images with status active can be targeted for copying".into(),
+                ));
+            }
+            // The default store's copy first, as Glance reads it; else any.
+            let default = s.stores.default_id();
+            let loc = image
+                .locations
+                .iter()
+                .find(|l| crate::location::store_of(l) == Some(default))
+                .or_else(|| image.locations.first())
+                .ok_or_else(|| ImageError::Conflict("The image has no data to copy.".into()))?;
+            let store = s
+                .stores
+                .for_location(&loc.url, crate::location::store_of(loc))
+                .ok_or_else(|| {
+                    ImageError::Conflict("No enabled store holds the image's data.".into())
+                })?
+                .clone();
+            Ok(Source {
+                store,
+                url: loc.url.clone(),
+                size: image.size.map(|n| n as u64),
+                staged: false,
+            })
+        }
+        ImportMethod::GlanceDownload { .. } => Err(ImageError::Unsupported(
+            "The glance-download import method is not supported by this server.".into(),
+        )),
+    }
+}
+
+/// Writes downloaded data to the staging store under the job's lease.
+async fn stage_into(
+    s: &Settings,
+    job: &ImportJob,
+    data: DataStream,
+) -> Result<(String, u64), ImageError> {
+    s.records.import_writes_to(job, STAGING_STORE).await?;
+    let journal = LeaseJournal {
+        records: s.records.as_ref(),
+        lease: &job.lease,
+    };
+    let target = Upload {
+        image_id: &job.image.id,
+        upload_id: &job.lease.id,
+        journal: &journal,
+    };
+    let object = s.staging.put(&target, data).await?;
+    Ok((object.url, object.size))
+}
+
+/// Removes the import's staged data: what it read from (`source`), or, when it
+/// failed before finding it, what `PUT /stage` left.
+async fn remove_staged(s: &Settings, job: &ImportJob, source: Option<&Source>) {
+    let url = match source {
+        Some(source) if source.staged => Some(source.url.clone()),
+        Some(_) => None,
+        None => job.image.properties.get(STAGED_AT).cloned(),
+    };
+    if let Some(url) = url {
+        delete_data(&s.staging, &url, job).await;
+    }
+}
+
+/// The task's `message` for a failure: what the client of the task can act on.
+fn failure_message(e: &ImageError) -> String {
+    match e {
+        ImageError::Internal { .. } => "Import failed: internal error.".into(),
+        other => other.to_string(),
+    }
+}

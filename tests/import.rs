@@ -1,0 +1,593 @@
+//! Interoperable image import against the real server: staging, the four
+//! checks Glance makes before an import starts, glance-direct and copy-image to
+//! one and several stores, two nodes sharing staging, and what a failed or
+//! deleted import leaves behind (nothing).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use glance_api::config::{BackendSection, Config};
+use md5::{Digest, Md5};
+use serde_json::{Value, json};
+
+/// Polls the image until `done` holds (imports run in the background); the
+/// image as it was then. No timing is asserted: the cap only ends a hung test.
+async fn wait_for(
+    api: &glance_testkit::http::Api,
+    id: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    for _ in 0..600 {
+        let image = api.image(id).await;
+        if done(&image) {
+            return image;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("image {id} never got there: {}", api.image(id).await);
+}
+
+fn stage(api: &glance_testkit::http::Api, id: &str, data: Vec<u8>) -> reqwest::RequestBuilder {
+    api.client
+        .put(format!("{}/v2/images/{id}/stage", api.url))
+        .header("content-type", "application/octet-stream")
+        .body(data)
+}
+
+fn import(api: &glance_testkit::http::Api, id: &str, body: Value) -> reqwest::RequestBuilder {
+    api.post_json(&format!("/v2/images/{id}/import"), body)
+}
+
+async fn message(resp: reqwest::Response) -> String {
+    let body: Value = resp.json().await.unwrap();
+    body["message"].as_str().unwrap_or_default().to_string()
+}
+
+fn files_in(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn data(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 253) as u8).collect()
+}
+
+fn md5_hex(data: &[u8]) -> String {
+    hex::encode(Md5::digest(data))
+}
+
+#[tokio::test]
+async fn glance_direct_stages_then_imports_to_active() {
+    let s = common::start().await;
+    let r = s
+        .post_json(
+            "/v2/images",
+            json!({"name": "d", "disk_format": "raw", "container_format": "bare"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["openstack-image-import-methods"],
+        "glance-direct,web-download,copy-image"
+    );
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bytes = data(3 << 20);
+
+    let r = stage(&s, &id, bytes.clone()).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    let staged = s.image(&id).await;
+    assert_eq!(staged["status"], "uploading");
+    assert_eq!(staged["size"], bytes.len());
+    assert!(staged["checksum"].is_null(), "staging does not hash");
+    // Where the data waits is the service's business.
+    assert!(
+        staged
+            .as_object()
+            .unwrap()
+            .keys()
+            .all(|k| !k.starts_with("os_glance_stage")),
+        "{staged}"
+    );
+    let staging = s.dir.path().join("staging");
+    assert_eq!(files_in(&staging), vec![id.clone()]);
+
+    let r = import(&s, &id, json!({"method": {"name": "glance-direct"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    assert_eq!(r.text().await.unwrap(), "");
+
+    let done = wait_for(&s, &id, |i| {
+        i["status"] != "importing" && i["status"] != "uploading"
+    })
+    .await;
+    assert_eq!(done["status"], "active", "{done}");
+    assert_eq!(done["checksum"], md5_hex(&bytes));
+    assert_eq!(done["os_hash_algo"], "sha512");
+    assert_eq!(done["size"], bytes.len());
+    assert_eq!(done["virtual_size"], bytes.len());
+    assert_eq!(done["os_glance_importing_to_stores"], "");
+    assert_eq!(done["os_glance_failed_import"], "");
+    assert!(
+        done.get("os_glance_import_task").is_none(),
+        "the lock is released: {done}"
+    );
+    let got = s
+        .get(&format!("/v2/images/{id}/file"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(got.as_ref(), bytes.as_slice());
+    assert!(
+        files_in(&staging).is_empty(),
+        "staged data is removed: {:?}",
+        files_in(&staging)
+    );
+}
+
+#[tokio::test]
+async fn glance_checks_come_before_anything_starts() {
+    let s = common::start().await;
+    let id = s.create(json!({})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // glance-direct needs staged data; copy-image an active image.
+    let r = import(&s, &id, json!({"method": {"name": "glance-direct"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    assert_eq!(
+        message(r).await,
+        "Image needs to be staged before 'glance-direct' method can be used"
+    );
+    let r = import(&s, &id, json!({"method": {"name": "copy-image"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    assert_eq!(
+        message(r).await,
+        "Only images with status active can be targeted for copying"
+    );
+    let r = import(&s, &id, json!({"method": {"name": "glance-download", "glance_region": "r", "glance_image_id": "x"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        message(r).await,
+        "Unknown import method name 'glance-download'."
+    );
+    let r = import(
+        &s,
+        &id,
+        json!({"method": {"name": "glance-direct"}, "all_stores_must_succeed": false}),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400, "only with several stores");
+
+    // No formats: staging is allowed, the import is not.
+    let bare = s
+        .post_json("/v2/images", json!({"name": "no formats"}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        stage(&s, &bare, data(10)).send().await.unwrap().status(),
+        204
+    );
+    let r = import(&s, &bare, json!({"method": {"name": "glance-direct"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    assert_eq!(
+        message(r).await,
+        "'container_format' needs to be set before import"
+    );
+    assert_eq!(s.image(&bare).await["status"], "uploading");
+
+    // Staging twice, or in the wrong media type.
+    let r = stage(&s, &bare, data(10)).send().await.unwrap();
+    assert_eq!(r.status(), 409);
+    let r = s
+        .client
+        .put(format!("{}/v2/images/{id}/stage", s.url))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    let r = stage(&s, &id, data(10))
+        .header("x-openstack-image-size", "ten")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        message(r).await,
+        "Invalid or missing image size in request headers."
+    );
+    assert_eq!(s.image(&id).await["status"], "queued");
+
+    // An active image takes only copy-image.
+    let active = s.create(json!({})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        s.upload(&active, data(5)).send().await.unwrap().status(),
+        204
+    );
+    let r = import(&s, &active, json!({"method": {"name": "glance-direct"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    assert_eq!(
+        message(r).await,
+        "Image with status active cannot be target for import"
+    );
+}
+
+#[tokio::test]
+async fn info_import_lists_the_enabled_methods_and_stage_needs_glance_direct() {
+    let s = common::start_with(
+        |c| c.default.enabled_import_methods = vec!["copy-image".into()],
+        |b| b,
+    )
+    .await;
+    let info: Value = s
+        .get("/v2/info/import")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        info,
+        json!({"import-methods": {"description": "Import methods available.", "type": "array", "value": ["copy-image"]}})
+    );
+    let id = s.create(json!({})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = stage(&s, &id, data(10)).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(
+        message(r).await,
+        "'glance-direct' method is not available at this site."
+    );
+    let r = import(&s, &id, json!({"method": {"name": "glance-direct"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        message(r).await,
+        "Unknown import method name 'glance-direct'."
+    );
+
+    let off = common::start_with(|c| c.default.enabled_import_methods.clear(), |b| b).await;
+    let r = off
+        .post_json("/v2/images", json!({"name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("openstack-image-import-methods").is_none());
+}
+
+#[tokio::test]
+async fn deleting_a_staged_image_removes_its_staged_data() {
+    let s = common::start().await;
+    let id = s.create(json!({})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        stage(&s, &id, data(1000)).send().await.unwrap().status(),
+        204
+    );
+    let staging = s.dir.path().join("staging");
+    assert_eq!(files_in(&staging), vec![id.clone()]);
+    assert_eq!(
+        s.delete(&format!("/v2/images/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    assert!(files_in(&staging).is_empty());
+}
+
+/// Two file stores, `fast` the default.
+fn two_stores(c: &mut Config) {
+    c.default.enabled_backends = Some("fast:file,slow:file".into());
+    c.glance_store.default_backend = "fast".into();
+    let dir = c.default.data_dir.clone();
+    c.backends = BTreeMap::from([
+        (
+            "fast".to_string(),
+            BackendSection {
+                filesystem_store_datadir: Some(dir.join("fast")),
+                ..BackendSection::default()
+            },
+        ),
+        (
+            "slow".to_string(),
+            BackendSection {
+                filesystem_store_datadir: Some(dir.join("slow")),
+                ..BackendSection::default()
+            },
+        ),
+        (
+            "os_glance_staging_store".to_string(),
+            BackendSection {
+                filesystem_store_datadir: Some(dir.join("staged-here")),
+                ..BackendSection::default()
+            },
+        ),
+    ]);
+}
+
+#[tokio::test]
+async fn glance_direct_to_every_store_and_copy_image_between_stores() {
+    let s = common::start_with(two_stores, |b| b).await;
+    let staging = s.dir.path().join("staged-here");
+    let bytes = data(2 << 20);
+
+    // One import into both stores.
+    let id = s.create(json!({})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        stage(&s, &id, bytes.clone()).send().await.unwrap().status(),
+        204
+    );
+    assert_eq!(files_in(&staging), vec![id.clone()]);
+    let r = import(
+        &s,
+        &id,
+        json!({"method": {"name": "glance-direct"}, "all_stores": true}),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 202);
+    let done = wait_for(&s, &id, |i| {
+        i["status"] == "active" || i["status"] == "queued"
+    })
+    .await;
+    assert_eq!(done["status"], "active", "{done}");
+    assert_eq!(done["stores"], "fast,slow");
+    assert_eq!(done["checksum"], md5_hex(&bytes));
+    assert!(files_in(&staging).is_empty());
+
+    // An upload to one store, copied to the other by an admin.
+    let one = s.create(json!({})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        s.upload(&one, bytes.clone()).send().await.unwrap().status(),
+        204
+    );
+    assert_eq!(s.image(&one).await["stores"], "fast");
+    let r = import(
+        &s,
+        &one,
+        json!({"method": {"name": "copy-image"}, "stores": ["fast"]}),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(message(r).await, "Image is already present at store 'fast'");
+    let r = import(
+        &s,
+        &one,
+        json!({"method": {"name": "copy-image"}, "stores": ["nowhere"]}),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 409);
+    let r = import(
+        &s,
+        &one,
+        json!({"method": {"name": "copy-image"}, "stores": ["slow"]}),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 202);
+    let copied = wait_for(&s, &one, |i| {
+        i["os_glance_importing_to_stores"] == "" && i.get("os_glance_import_task").is_none()
+    })
+    .await;
+    assert_eq!(copied["status"], "active");
+    assert_eq!(copied["stores"], "fast,slow");
+    assert_eq!(copied["os_glance_failed_import"], "");
+    assert!(files_in(&s.dir.path().join("slow")).contains(&one));
+    // Nothing left to copy: accepted, and nothing happens.
+    let r = import(
+        &s,
+        &one,
+        json!({"method": {"name": "copy-image"}, "all_stores": true}),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 202);
+    // The copy is what was uploaded: drop the first store's and read it back.
+    let r = s
+        .delete(&format!("/v2/stores/fast/{one}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let got = s
+        .get(&format!("/v2/images/{one}/file"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(got.as_ref(), bytes.as_slice());
+}
+
+#[tokio::test]
+async fn an_import_lands_on_another_node_than_the_stage() {
+    // Two nodes over one database and one data directory (the shared file
+    // system staging needs between nodes).
+    let (a, b) = common::start_pair(|_| {}).await;
+    let id = a.create(json!({})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bytes = data(1 << 20);
+    assert_eq!(
+        stage(&a, &id, bytes.clone()).send().await.unwrap().status(),
+        204
+    );
+    let r = import(&b, &id, json!({"method": {"name": "glance-direct"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let done = wait_for(&a, &id, |i| {
+        i["status"] == "active" || i["status"] == "queued"
+    })
+    .await;
+    assert_eq!(done["status"], "active", "{done}");
+    assert_eq!(done["checksum"], md5_hex(&bytes));
+}
+
+/// Downloads from loopback allowed, as Glance's reference run allows them.
+fn allow_loopback(port: u16) -> impl FnOnce(&mut Config) {
+    move |c: &mut Config| {
+        c.import_filtering_opts.allowed_hosts = vec!["127.0.0.1".into()];
+        c.import_filtering_opts.allowed_ports = vec![port];
+        c.import_filtering_opts.read_timeout = 1;
+        // A small cap, so that the endless body is cut soon.
+        c.default.image_size_cap = 8 << 20;
+    }
+}
+
+#[tokio::test]
+async fn web_download_from_an_allowed_host_reaches_active() {
+    let bytes = data(3 << 20);
+    let port = common::web::serve(bytes.clone()).await;
+    let s = common::start_with(allow_loopback(port), |b| b).await;
+    let id = s.create(json!({})).await["id"].as_str().unwrap().to_string();
+    let uri = format!("http://127.0.0.1:{port}/image");
+    let r = import(&s, &id, json!({"method": {"name": "web-download", "uri": uri}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let done = wait_for(&s, &id, |i| i["status"] == "active" || i["status"] == "queued").await;
+    assert_eq!(done["status"], "active", "{done}");
+    assert_eq!(done["checksum"], md5_hex(&bytes));
+    assert!(files_in(&s.dir.path().join("staging")).is_empty());
+    // A second import of an active image is refused.
+    let r = import(&s, &id, json!({"method": {"name": "web-download", "uri": uri}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+}
+
+#[tokio::test]
+async fn web_download_refuses_the_clouds_insides_by_default() {
+    let port = common::web::serve(data(10)).await;
+    let s = common::start().await;
+    let id = s.create(json!({})).await["id"].as_str().unwrap().to_string();
+    for uri in [
+        format!("http://127.0.0.1:{port}/image"),
+        "http://127.0.0.1/".into(),
+        "http://localhost/".into(),
+        "http://2130706433/".into(),
+        "http://127.1/".into(),
+        "http://[::1]/".into(),
+        "http://[::ffff:127.0.0.1]/".into(),
+        "http://169.254.169.254/latest/meta-data".into(),
+        "http://10.0.0.1/".into(),
+        "http://172.16.0.1/".into(),
+        "http://192.168.0.1/".into(),
+        "http://100.64.0.1/".into(),
+        "http://0.0.0.0/".into(),
+        "http://[fd00::1]/".into(),
+        "file:///etc/passwd".into(),
+        "ftp://example.com/x".into(),
+    ] {
+        let r = import(&s, &id, json!({"method": {"name": "web-download", "uri": uri}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{uri}");
+        assert_eq!(
+            message(r).await,
+            format!("URI for web-download does not pass filtering: {uri}")
+        );
+    }
+    let image = s.image(&id).await;
+    assert_eq!(image["status"], "queued");
+    assert!(image.get("os_glance_import_task").is_none());
+}
+
+#[tokio::test]
+async fn what_only_shows_at_fetch_time_fails_the_task_and_requeues_the_image() {
+    let port = common::web::serve(data(10)).await;
+    let s = common::start_with(allow_loopback(port), |b| b).await;
+    let staging = s.dir.path().join("staging");
+    for path in ["/to-metadata", "/endless", "/stall", "/missing"] {
+        let id = s.create(json!({})).await["id"].as_str().unwrap().to_string();
+        let uri = format!("http://127.0.0.1:{port}{path}");
+        let r = import(&s, &id, json!({"method": {"name": "web-download", "uri": uri}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202, "{path}");
+        let done = wait_for(&s, &id, |i| {
+            i["status"] == "queued" && i.get("os_glance_import_task").is_none()
+        })
+        .await;
+        for field in ["size", "checksum", "os_hash_value"] {
+            assert!(done[field].is_null(), "{path}: {field} of {done}");
+        }
+        assert!(files_in(&staging).is_empty(), "{path}: {:?}", files_in(&staging));
+        assert!(files_in(&s.images_dir()).is_empty(), "{path}");
+    }
+}
