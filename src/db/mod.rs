@@ -4,6 +4,7 @@ pub mod entity;
 pub mod leases;
 pub mod list;
 mod repo;
+pub mod tasks;
 
 use std::sync::Arc;
 use std::time::Duration;
