@@ -125,6 +125,10 @@ pub enum Operation {
     GetTask {
         id: String,
     },
+    /// Only that the caller may use the legacy tasks API (`tasks_api_access`):
+    /// what Glance checks before it reads a tasks request, and all that
+    /// `DELETE /v2/tasks/{id}` checks before its 405.
+    TasksAccess,
     /// `GET /v2/info/stores[/detail]`. The location layer describes its stores;
     /// without it there are none.
     StoresInfo {
@@ -166,6 +170,7 @@ impl Operation {
             Operation::CreateTask(_) => "add_task",
             Operation::ListTasks(_) => "get_tasks",
             Operation::GetTask { .. } => "get_task",
+            Operation::TasksAccess => "tasks_api_access",
             Operation::StoresInfo { detail: false } => "stores_info",
             Operation::StoresInfo { detail: true } => "stores_info_detail",
             Operation::Usage => "get_usage",
@@ -183,7 +188,8 @@ impl Operation {
             | Operation::Authenticate
             | Operation::CreateTask(_)
             | Operation::ListTasks(_)
-            | Operation::GetTask { .. } => None,
+            | Operation::GetTask { .. }
+            | Operation::TasksAccess => None,
             Operation::Get { id }
             | Operation::Update { id, .. }
             | Operation::Delete { id }

@@ -99,7 +99,8 @@ impl Default for TaskQuery {
     }
 }
 
-/// The columns `GET /v2/tasks` sorts on (Glance's `sort_key` values).
+/// The columns `GET /v2/tasks` sorts on (Glance's `sort_key` values: any column
+/// of its `tasks` table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TaskSortKey {
     Id,
@@ -107,6 +108,13 @@ pub enum TaskSortKey {
     Status,
     CreatedAt,
     UpdatedAt,
+    Owner,
+    ExpiresAt,
+    ImageId,
+    RequestId,
+    UserId,
+    DeletedAt,
+    Deleted,
 }
 
 impl TaskSortKey {
@@ -117,6 +125,13 @@ impl TaskSortKey {
             "status" => TaskSortKey::Status,
             "created_at" => TaskSortKey::CreatedAt,
             "updated_at" => TaskSortKey::UpdatedAt,
+            "owner" => TaskSortKey::Owner,
+            "expires_at" => TaskSortKey::ExpiresAt,
+            "image_id" => TaskSortKey::ImageId,
+            "request_id" => TaskSortKey::RequestId,
+            "user_id" => TaskSortKey::UserId,
+            "deleted_at" => TaskSortKey::DeletedAt,
+            "deleted" => TaskSortKey::Deleted,
             _ => return None,
         })
     }

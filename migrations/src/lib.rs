@@ -11,6 +11,7 @@ mod m20261124_000002_list_indexes;
 mod m20261130_000003_long_property_values;
 mod m20261130_000004_leases;
 mod m20261130_000005_case_sensitive_keys;
+mod m20261130_000006_tasks;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000003_long_property_values::Migration),
             Box::new(m20261130_000004_leases::Migration),
             Box::new(m20261130_000005_case_sensitive_keys::Migration),
+            Box::new(m20261130_000006_tasks::Migration),
         ]
     }
 }

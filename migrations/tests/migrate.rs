@@ -25,6 +25,8 @@ async fn up_down_up_on_sqlite() {
         "image_properties",
         "image_tags",
         "images",
+        "task_info",
+        "tasks",
     ] {
         assert!(names.contains(&t.to_string()), "{t} missing from {names:?}");
     }

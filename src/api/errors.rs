@@ -206,19 +206,44 @@ pub fn webob_error(
     explanation: &str,
     request_headers: &HeaderMap,
 ) -> Response<ApiBody> {
+    webob_page(status, explanation, request_headers, false)
+}
+
+/// An error page as webob renders it with `body_template='${explanation}'`: the
+/// explanation alone, without the breaks the default template adds.
+pub(super) fn webob_error_bare(
+    status: StatusCode,
+    explanation: &str,
+    request_headers: &HeaderMap,
+) -> Response<ApiBody> {
+    webob_page(status, explanation, request_headers, true)
+}
+
+fn webob_page(
+    status: StatusCode,
+    explanation: &str,
+    request_headers: &HeaderMap,
+    bare: bool,
+) -> Response<ApiBody> {
     let status_line = format!("{} {}", status.as_u16(), title(status));
+    // The default template's breaks, as HTML and after webob strips the tags.
+    let (breaks, plain_tail) = if bare {
+        ("", "")
+    } else {
+        ("<br /><br />\n\n\n", "\n\n   ")
+    };
     let (content_type, body) = match negotiate(request_headers) {
         Format::Html => (
             "text/html; charset=UTF-8",
             format!(
-                "<html>\n <head>\n  <title>{status_line}</title>\n </head>\n <body>\n  <h1>{status_line}</h1>\n  {}<br /><br />\n\n\n\n </body>\n</html>",
+                "<html>\n <head>\n  <title>{status_line}</title>\n </head>\n <body>\n  <h1>{status_line}</h1>\n  {}{breaks}\n </body>\n</html>",
                 html_escape(explanation)
             ),
         ),
         Format::Json => (
             "application/json",
             String::from_utf8(super::json::to_vec(&serde_json::json!({
-                "message": format!("{explanation}<br /><br />\n\n\n"),
+                "message": format!("{explanation}{breaks}"),
                 "code": status_line,
                 "title": title(status),
             })))
@@ -227,7 +252,7 @@ pub fn webob_error(
         Format::Plain => (
             "text/plain; charset=UTF-8",
             format!(
-                "{status_line}\n\n{}\n\n   ",
+                "{status_line}\n\n{}{plain_tail}",
                 explanation.replace(['\n', '\r'], " ")
             ),
         ),
@@ -285,6 +310,26 @@ mod tests {
         assert!(tie.starts_with("<html>"));
         let (_, _, plain2) = render(err(), Some("image/png")).await;
         assert!(plain2.starts_with("403 Forbidden\n\n"));
+    }
+
+    #[tokio::test]
+    async fn a_bare_template_shows_the_explanation_alone() {
+        let page = |accept: &'static str| async move {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT, HeaderValue::from_static(accept));
+            let resp = webob_error_bare(StatusCode::METHOD_NOT_ALLOWED, "No.", &h);
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            String::from_utf8(body.to_vec()).unwrap()
+        };
+        assert_eq!(
+            page("text/html").await,
+            "<html>\n <head>\n  <title>405 Method Not Allowed</title>\n </head>\n <body>\n  <h1>405 Method Not Allowed</h1>\n  No.\n </body>\n</html>"
+        );
+        assert_eq!(
+            page("application/json").await,
+            r#"{"message": "No.", "code": "405 Method Not Allowed", "title": "Method Not Allowed"}"#
+        );
+        assert_eq!(page("text/plain").await, "405 Method Not Allowed\n\nNo.");
     }
 
     #[tokio::test]

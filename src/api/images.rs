@@ -133,13 +133,10 @@ struct ListBody<'a> {
     next: Option<String>,
 }
 
-/// `first` and `next` as Glance writes them: the request's query re-encoded, each
-/// parameter once (last value, first position), without `marker`.
-fn list_body<'a>(
-    images: &'a [glance_layers::Image],
-    pairs: &[(String, String)],
-    limit: u64,
-) -> ListBody<'a> {
+/// A list's `first` link as Glance writes it: `path` with the request's query
+/// re-encoded, each parameter once (last value, first position), without
+/// `marker`. Its `next` adds `marker` at the end.
+pub(super) fn first_link(path: &str, pairs: &[(String, String)]) -> String {
     let mut seen: Vec<(&str, &str)> = Vec::new();
     for (k, v) in pairs.iter().filter(|(k, _)| k != "marker") {
         match seen.iter_mut().find(|(sk, _)| *sk == k.as_str()) {
@@ -151,11 +148,20 @@ fn list_body<'a>(
         .iter()
         .map(|(k, v)| format!("{}={}", parse::quote_plus(k), parse::quote_plus(v)))
         .collect();
-    let first = if query.is_empty() {
-        "/v2/images".to_string()
+    if query.is_empty() {
+        path.to_string()
     } else {
-        format!("/v2/images?{}", query.join("&"))
-    };
+        format!("{path}?{}", query.join("&"))
+    }
+}
+
+/// `first` and `next` as Glance writes them (see [`first_link`]).
+fn list_body<'a>(
+    images: &'a [glance_layers::Image],
+    pairs: &[(String, String)],
+    limit: u64,
+) -> ListBody<'a> {
+    let first = first_link("/v2/images", pairs);
     let next = images
         .last()
         .filter(|_| limit > 0 && images.len() as u64 == limit)

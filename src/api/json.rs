@@ -38,6 +38,30 @@ pub fn to_vec<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     out
 }
 
+/// [`to_vec`] with Python's default `ensure_ascii`: every character beyond ASCII
+/// as `\uXXXX` (UTF-16, lower-case hex), as Glance's plain JSON serializer writes.
+pub fn to_vec_ascii<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    let text = to_vec(value);
+    // Outside strings the output is ASCII already; inside them an escape is
+    // the same character.
+    let Ok(text) = String::from_utf8(text) else {
+        return Vec::new();
+    };
+    use std::fmt::Write;
+    let mut out = String::with_capacity(text.len());
+    let mut units = [0u16; 2];
+    for c in text.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            for u in c.encode_utf16(&mut units) {
+                let _ = write!(out, "\\u{u:04x}");
+            }
+        }
+    }
+    out.into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -46,6 +70,15 @@ mod tests {
         assert_eq!(
             String::from_utf8(super::to_vec(&v)).unwrap(),
             r#"{"a": [1, 2], "b": {"c": null}, "d": "é"}"#
+        );
+    }
+
+    #[test]
+    fn ascii_escapes_match_python() {
+        let v = serde_json::json!({"é": "x\u{1F600}\n"});
+        assert_eq!(
+            String::from_utf8(super::to_vec_ascii(&v)).unwrap(),
+            r#"{"\u00e9": "x\ud83d\ude00\n"}"#
         );
     }
 }

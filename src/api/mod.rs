@@ -19,6 +19,7 @@ pub mod render;
 mod routes;
 mod schemas;
 mod tags;
+mod tasks;
 mod versions;
 
 use std::collections::BTreeMap;
@@ -132,9 +133,9 @@ fn ignores_body(route: &Route, method: &Method) -> bool {
     matches!(
         (route, method),
         (
-            Route::Images | Route::InfoUsage | Route::OpenApi,
+            Route::Images | Route::InfoUsage | Route::OpenApi | Route::Tasks | Route::Task(_),
             &Method::GET
-        )
+        ) | (Route::Task(_), &Method::DELETE)
     )
 }
 
@@ -275,7 +276,9 @@ impl Api {
             return resp;
         };
         let route = Route::parse(rest);
-        let result = if route == Route::NotFound {
+        let result = if route == Route::NotFound
+            || (!route.rejects_other_methods() && !route.methods().contains(&parts.method))
+        {
             Err(not_found().into())
         } else if !route.methods().contains(&parts.method) {
             return self.method_not_allowed(&route, &parts);
@@ -398,6 +401,11 @@ impl Api {
             Route::Member(id, member) if m == Method::DELETE => {
                 members::delete(self, ctx, id, member).await
             }
+            Route::ImageTasks(id) => tasks::of_image(self, ctx, id).await,
+            Route::Tasks if m == Method::GET => tasks::list(self, ctx, parts).await,
+            Route::Tasks if m == Method::POST => tasks::create(self, ctx, body).await,
+            Route::Task(id) if m == Method::GET => tasks::show(self, ctx, id).await,
+            Route::Task(_) if m == Method::DELETE => tasks::delete(self, ctx, parts).await,
             Route::Schema(name) => discovery::schema(self, ctx, name).await,
             Route::OpenApi => discovery::openapi(self, ctx).await,
             Route::InfoImport => discovery::import_info(self, ctx).await,

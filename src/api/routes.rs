@@ -14,6 +14,9 @@ pub enum Route {
     Reactivate(String),
     Members(String),
     Member(String, String),
+    ImageTasks(String),
+    Tasks,
+    Task(String),
     Schema(&'static str),
     InfoImport,
     InfoStores { detail: bool },
@@ -39,6 +42,9 @@ impl Route {
             ["images", id, "actions", "reactivate"] => Route::Reactivate(s(id)),
             ["images", id, "members"] => Route::Members(s(id)),
             ["images", id, "members", m] if !m.is_empty() => Route::Member(s(id), s(m)),
+            ["images", id, "tasks"] => Route::ImageTasks(s(id)),
+            ["tasks"] => Route::Tasks,
+            ["tasks", id] if !id.is_empty() => Route::Task(s(id)),
             ["schemas", ..] => match super::schemas::NAMES
                 .iter()
                 .find(|n| **n == &rest["schemas/".len()..])
@@ -69,7 +75,10 @@ impl Route {
             Route::Stage(_) => &[Method::PUT],
             Route::Members(_) => &[Method::GET, Method::POST],
             Route::Member(..) => &[Method::GET, Method::PUT, Method::DELETE],
-            Route::Schema(_)
+            Route::Tasks => &[Method::GET, Method::POST],
+            Route::Task(_) => &[Method::GET, Method::DELETE],
+            Route::ImageTasks(_)
+            | Route::Schema(_)
             | Route::InfoImport
             | Route::InfoStores { .. }
             | Route::InfoUsage
@@ -77,6 +86,12 @@ impl Route {
             Route::StoreImage(..) => &[Method::DELETE],
             Route::NotFound => &[],
         }
+    }
+
+    /// Whether Glance answers the route's other methods with 405 (it maps a
+    /// `reject` route for them); without one, they are a 404.
+    pub fn rejects_other_methods(&self) -> bool {
+        !matches!(self, Route::ImageTasks(_))
     }
 
     /// The route's path template in the OpenAPI document. The match is exhaustive,
@@ -94,6 +109,9 @@ impl Route {
             Route::Reactivate(_) => "/v2/images/{image_id}/actions/reactivate".into(),
             Route::Members(_) => "/v2/images/{image_id}/members".into(),
             Route::Member(..) => "/v2/images/{image_id}/members/{member_id}".into(),
+            Route::ImageTasks(_) => "/v2/images/{image_id}/tasks".into(),
+            Route::Tasks => "/v2/tasks".into(),
+            Route::Task(_) => "/v2/tasks/{task_id}".into(),
             Route::Schema(name) => format!("/v2/schemas/{name}"),
             Route::InfoImport => "/v2/info/import".into(),
             Route::InfoStores { detail: false } => "/v2/info/stores".into(),
@@ -116,6 +134,7 @@ impl Route {
                 | (Route::Import(_), &Method::POST)
                 | (Route::Members(_), &Method::POST)
                 | (Route::Member(..), &Method::PUT)
+                | (Route::Tasks, &Method::POST)
         )
     }
 }
@@ -152,6 +171,9 @@ mod tests {
             "images/i/actions/reactivate",
             "images/i/members",
             "images/i/members/m",
+            "images/i/tasks",
+            "tasks",
+            "tasks/t",
             "info/import",
             "info/stores",
             "info/stores/detail",

@@ -5,6 +5,7 @@ pub mod imports;
 pub mod leases;
 pub mod list;
 mod repo;
+pub mod tasks;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -20,6 +20,7 @@ use crate::db::list::Scope;
 use crate::recovery::LeaseKeeper;
 
 mod imports;
+mod tasks;
 mod uploads;
 
 /// Glance's per-image count limits (`image_property_quota` etc.); negative is
@@ -219,6 +220,11 @@ impl ImageCore {
             Operation::StoresInfo { .. } => Ok(ImageResponse::Stores(Vec::new())),
             Operation::Usage => Ok(ImageResponse::Usage(Vec::new())),
             Operation::Authenticate => ctx.identity().map(|_| ImageResponse::Empty),
+            op @ (Operation::ImageTasks { .. }
+            | Operation::CreateTask(_)
+            | Operation::ListTasks(_)
+            | Operation::GetTask { .. }
+            | Operation::TasksAccess) => self.task_operation(&ctx, op).await,
             // Data moves only through the location layer.
             op @ (Operation::Upload { .. }
             | Operation::Download { .. }

@@ -179,8 +179,8 @@ enum Plan {
     },
     /// A rule with no image target.
     Rule(&'static str),
-    /// The legacy tasks API: `tasks_api_access`, then the task's own rule.
-    Tasks(&'static str),
+    /// The legacy tasks API: `tasks_api_access`, then the task's own rule, if any.
+    Tasks(Option<&'static str>),
     /// Any authenticated caller may.
     Allow,
 }
@@ -209,9 +209,10 @@ impl Plan {
             Operation::StoresInfo { detail: false }
             | Operation::Usage
             | Operation::Authenticate => return Plan::Allow,
-            Operation::CreateTask(_) => return Plan::Tasks("add_task"),
-            Operation::ListTasks(_) => return Plan::Tasks("get_tasks"),
-            Operation::GetTask { .. } => return Plan::Tasks("get_task"),
+            Operation::CreateTask(_) => return Plan::Tasks(Some("add_task")),
+            Operation::ListTasks(_) => return Plan::Tasks(Some("get_tasks")),
+            Operation::GetTask { .. } => return Plan::Tasks(Some("get_task")),
+            Operation::TasksAccess => return Plan::Tasks(None),
             // Stage has no rule of its own; Glance checks modify_image.
             Operation::Stage { .. } => ImageCheck::Action("modify_image"),
             Operation::Import { request, .. } => match request.method {
@@ -302,7 +303,10 @@ async fn authorize(
                 .into_iter()
                 .collect();
             enforce("tasks_api_access", &target)?;
-            return enforce(rule, &target).map(|()| None);
+            return match rule {
+                Some(rule) => enforce(rule, &target).map(|()| None),
+                None => Ok(None),
+            };
         }
         Plan::Create {
             owner: requested,

@@ -6,3 +6,5 @@ pub mod location;
 pub mod member;
 pub mod property;
 pub mod tag;
+pub mod task;
+pub mod task_info;
