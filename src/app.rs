@@ -121,7 +121,10 @@ impl AppBuilder {
             leases,
             sink.clone(),
             &d.default_publisher_id,
-        );
+        )
+        .with_task_ttl(chrono::Duration::hours(
+            config.task.task_time_to_live as i64,
+        ));
         match recovery.sweep().await {
             Ok(report) if !report.requeued.is_empty() || report.strays > 0 => {
                 tracing::warn!(?report, "start-up recovery took back unfinished uploads")

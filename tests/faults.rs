@@ -349,7 +349,9 @@ async fn kill_9_mid_import_then_restart_leaves_nothing_importing_or_staged() {
     assert!(file_store_orphans(&store, &HashSet::new()).is_empty());
     // The image takes data again.
     uploads_again(&s, &id, MIB).await;
-    say("faults: kill -9 mid web-download import: image back to queued, task failed, staging empty");
+    say(
+        "faults: kill -9 mid web-download import: image back to queued, task failed, staging empty",
+    );
 }
 
 // --- several nodes -------------------------------------------------------------

@@ -12,8 +12,10 @@ use glance_api::config::{BackendSection, Config};
 use md5::{Digest, Md5};
 use serde_json::{Value, json};
 
-/// Polls the image until `done` holds (imports run in the background); the
-/// image as it was then. No timing is asserted: the cap only ends a hung test.
+/// Polls the image until its import is over (its lock released) and `done`
+/// holds; the image as it was then. Imports run in the background, and a test
+/// must not end (and drop its database) while one still writes. No timing is
+/// asserted: the cap only ends a hung test.
 async fn wait_for(
     api: &glance_testkit::http::Api,
     id: &str,
@@ -21,7 +23,7 @@ async fn wait_for(
 ) -> Value {
     for _ in 0..600 {
         let image = api.image(id).await;
-        if done(&image) {
+        if image.get("os_glance_import_task").is_none() && done(&image) {
             return image;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -33,16 +35,20 @@ fn stage(api: &glance_testkit::http::Api, id: &str, data: Vec<u8>) -> reqwest::R
     api.client
         .put(format!("{}/v2/images/{id}/stage", api.url))
         .header("content-type", "application/octet-stream")
+        .header("accept", "application/json")
         .body(data)
 }
 
 fn import(api: &glance_testkit::http::Api, id: &str, body: Value) -> reqwest::RequestBuilder {
     api.post_json(&format!("/v2/images/{id}/import"), body)
+        .header("accept", "application/json")
 }
 
+/// The explanation of an error page (asked for as JSON).
 async fn message(resp: reqwest::Response) -> String {
     let body: Value = resp.json().await.unwrap();
-    body["message"].as_str().unwrap_or_default().to_string()
+    let text = body["message"].as_str().unwrap_or_default();
+    text.trim_end_matches("<br /><br />\n\n\n").to_string()
 }
 
 fn files_in(dir: &std::path::Path) -> Vec<String> {
@@ -510,22 +516,36 @@ async fn web_download_from_an_allowed_host_reaches_active() {
     let bytes = data(3 << 20);
     let port = common::web::serve(bytes.clone()).await;
     let s = common::start_with(allow_loopback(port), |b| b).await;
-    let id = s.create(json!({})).await["id"].as_str().unwrap().to_string();
+    let id = s.create(json!({})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let uri = format!("http://127.0.0.1:{port}/image");
-    let r = import(&s, &id, json!({"method": {"name": "web-download", "uri": uri}}))
-        .send()
-        .await
-        .unwrap();
+    let r = import(
+        &s,
+        &id,
+        json!({"method": {"name": "web-download", "uri": uri}}),
+    )
+    .send()
+    .await
+    .unwrap();
     assert_eq!(r.status(), 202);
-    let done = wait_for(&s, &id, |i| i["status"] == "active" || i["status"] == "queued").await;
+    let done = wait_for(&s, &id, |i| {
+        i["status"] == "active" || i["status"] == "queued"
+    })
+    .await;
     assert_eq!(done["status"], "active", "{done}");
     assert_eq!(done["checksum"], md5_hex(&bytes));
     assert!(files_in(&s.dir.path().join("staging")).is_empty());
     // A second import of an active image is refused.
-    let r = import(&s, &id, json!({"method": {"name": "web-download", "uri": uri}}))
-        .send()
-        .await
-        .unwrap();
+    let r = import(
+        &s,
+        &id,
+        json!({"method": {"name": "web-download", "uri": uri}}),
+    )
+    .send()
+    .await
+    .unwrap();
     assert_eq!(r.status(), 409);
 }
 
@@ -533,7 +553,10 @@ async fn web_download_from_an_allowed_host_reaches_active() {
 async fn web_download_refuses_the_clouds_insides_by_default() {
     let port = common::web::serve(data(10)).await;
     let s = common::start().await;
-    let id = s.create(json!({})).await["id"].as_str().unwrap().to_string();
+    let id = s.create(json!({})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     for uri in [
         format!("http://127.0.0.1:{port}/image"),
         "http://127.0.0.1/".into(),
@@ -552,10 +575,14 @@ async fn web_download_refuses_the_clouds_insides_by_default() {
         "file:///etc/passwd".into(),
         "ftp://example.com/x".into(),
     ] {
-        let r = import(&s, &id, json!({"method": {"name": "web-download", "uri": uri}}))
-            .send()
-            .await
-            .unwrap();
+        let r = import(
+            &s,
+            &id,
+            json!({"method": {"name": "web-download", "uri": uri}}),
+        )
+        .send()
+        .await
+        .unwrap();
         assert_eq!(r.status(), 400, "{uri}");
         assert_eq!(
             message(r).await,
@@ -573,12 +600,19 @@ async fn what_only_shows_at_fetch_time_fails_the_task_and_requeues_the_image() {
     let s = common::start_with(allow_loopback(port), |b| b).await;
     let staging = s.dir.path().join("staging");
     for path in ["/to-metadata", "/endless", "/stall", "/missing"] {
-        let id = s.create(json!({})).await["id"].as_str().unwrap().to_string();
+        let id = s.create(json!({})).await["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
         let uri = format!("http://127.0.0.1:{port}{path}");
-        let r = import(&s, &id, json!({"method": {"name": "web-download", "uri": uri}}))
-            .send()
-            .await
-            .unwrap();
+        let r = import(
+            &s,
+            &id,
+            json!({"method": {"name": "web-download", "uri": uri}}),
+        )
+        .send()
+        .await
+        .unwrap();
         assert_eq!(r.status(), 202, "{path}");
         let done = wait_for(&s, &id, |i| {
             i["status"] == "queued" && i.get("os_glance_import_task").is_none()
@@ -587,7 +621,11 @@ async fn what_only_shows_at_fetch_time_fails_the_task_and_requeues_the_image() {
         for field in ["size", "checksum", "os_hash_value"] {
             assert!(done[field].is_null(), "{path}: {field} of {done}");
         }
-        assert!(files_in(&staging).is_empty(), "{path}: {:?}", files_in(&staging));
+        assert!(
+            files_in(&staging).is_empty(),
+            "{path}: {:?}",
+            files_in(&staging)
+        );
         assert!(files_in(&s.images_dir()).is_empty(), "{path}");
     }
 }

@@ -109,7 +109,7 @@ fn import_request(
         .as_str()
         .map(str::to_string)
         .unwrap_or_else(|| name.to_string());
-    if !enabled.iter().any(|m| *m == name) {
+    if !enabled.contains(&name) {
         return Err(invalid(format!("Unknown import method name '{name}'.")));
     }
     let all_stores_must_succeed = match body.get("all_stores_must_succeed") {

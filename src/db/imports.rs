@@ -5,7 +5,7 @@
 //! lease recovery took back changes nothing.
 
 use glance_layers::import::records::{FAILED_IMPORT, IMPORT_LOCK, IMPORTING_TO_STORES, STAGED_AT};
-use glance_layers::{ImageError, ImageStatus, StoredData};
+use glance_layers::{ImageError, ImageStatus, StoredData, Task, TaskStatus};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
@@ -16,7 +16,8 @@ use super::entity::lease::{self, Column as LeaseColumn};
 use super::entity::{image, location, property};
 use super::leases::Lease;
 use super::repo::transition_on;
-use super::{Repo, db_error, to_micros};
+use super::tasks::{TaskChange, insert_task_on, update_task_on};
+use super::{Repo, db_error, end_txn, to_micros};
 
 type Result<T> = std::result::Result<T, ImageError>;
 
@@ -52,34 +53,38 @@ impl Repo {
         at: chrono::DateTime<chrono::Utc>,
     ) -> Result<bool> {
         let txn = self.writer().begin().await.map_err(db_error)?;
-        if !release_lease(&txn, &lease.id, boot_id).await? {
-            return Ok(false);
+        let outcome = async {
+            if !release_lease(&txn, &lease.id, boot_id).await? {
+                return Ok((false, false));
+            }
+            let res = image::Entity::update_many()
+                .col_expr(image::Column::Size, Expr::value(size as i64))
+                .col_expr(image::Column::UpdatedAt, Expr::value(to_micros(at)))
+                .filter(image::Column::Id.eq(&lease.image_id))
+                .filter(image::Column::Status.eq(ImageStatus::Uploading.as_str()))
+                .filter(image::Column::Deleted.eq(false))
+                .exec(&txn)
+                .await
+                .map_err(db_error)?;
+            if res.rows_affected != 1 {
+                return Ok((false, false));
+            }
+            set_property(&txn, &lease.image_id, STAGED_AT, url).await?;
+            Ok((true, true))
         }
-        let res = image::Entity::update_many()
-            .col_expr(image::Column::Size, Expr::value(size as i64))
-            .col_expr(image::Column::UpdatedAt, Expr::value(to_micros(at)))
-            .filter(image::Column::Id.eq(&lease.image_id))
-            .filter(image::Column::Status.eq(ImageStatus::Uploading.as_str()))
-            .filter(image::Column::Deleted.eq(false))
-            .exec(&txn)
-            .await
-            .map_err(db_error)?;
-        if res.rows_affected != 1 {
-            return Ok(false);
-        }
-        set_property(&txn, &lease.image_id, STAGED_AT, url).await?;
-        txn.commit().await.map_err(db_error)?;
-        Ok(true)
+        .await;
+        end_txn(txn, outcome).await
     }
 
-    /// Takes the import lock for `task_id` (first dropping `stale`, a lock being
-    /// stolen), moves the image `from → to`, sets the progress properties and
-    /// takes the import lease, in one transaction.
+    /// Records `task`, takes the import lock for it (first dropping `stale`, a
+    /// lock being stolen), moves the image `from → to`, sets the progress
+    /// properties and takes the import lease, in one transaction: a lock always
+    /// names a task that exists, and a refused import leaves no task.
     #[allow(clippy::too_many_arguments)]
     pub async fn begin_import(
         &self,
         image_id: &str,
-        task_id: &str,
+        task: &Task,
         stale: Option<&str>,
         from: ImageStatus,
         to: ImageStatus,
@@ -88,45 +93,49 @@ impl Repo {
         at: chrono::DateTime<chrono::Utc>,
     ) -> Result<std::result::Result<(), ImportBlocked>> {
         let txn = self.writer().begin().await.map_err(db_error)?;
-        if let Some(stale) = stale {
-            property::Entity::delete_many()
-                .filter(property::Column::ImageId.eq(image_id))
-                .filter(property::Column::Name.eq(IMPORT_LOCK))
-                .filter(property::Column::Value.eq(stale))
-                .exec(&txn)
+        let outcome = async {
+            if let Some(stale) = stale {
+                property::Entity::delete_many()
+                    .filter(property::Column::ImageId.eq(image_id))
+                    .filter(property::Column::Name.eq(IMPORT_LOCK))
+                    .filter(property::Column::Value.eq(stale))
+                    .exec(&txn)
+                    .await
+                    .map_err(db_error)?;
+            }
+            insert_task_on(&txn, task).await?;
+            let lock = property::ActiveModel {
+                image_id: Set(image_id.to_string()),
+                name: Set(IMPORT_LOCK.to_string()),
+                value: Set(task.id.clone()),
+            };
+            if let Err(e) = property::Entity::insert(lock)
+                .exec_without_returning(&txn)
+                .await
+            {
+                if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) {
+                    return Ok((Err(ImportBlocked::Locked), false));
+                }
+                return Err(db_error(e));
+            }
+            let moved = if from == to {
+                touch(&txn, image_id, from, at).await?
+            } else {
+                transition_on(&txn, image_id, from, to, at).await?
+            };
+            if !moved {
+                return Ok((Err(ImportBlocked::Status), false));
+            }
+            set_property(&txn, image_id, IMPORTING_TO_STORES, importing_to).await?;
+            set_property(&txn, image_id, FAILED_IMPORT, "").await?;
+            lease::Entity::insert(lease::ActiveModel::from(lease.clone()))
+                .exec_without_returning(&txn)
                 .await
                 .map_err(db_error)?;
+            Ok((Ok(()), true))
         }
-        let lock = property::ActiveModel {
-            image_id: Set(image_id.to_string()),
-            name: Set(IMPORT_LOCK.to_string()),
-            value: Set(task_id.to_string()),
-        };
-        if let Err(e) = property::Entity::insert(lock)
-            .exec_without_returning(&txn)
-            .await
-        {
-            if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) {
-                return Ok(Err(ImportBlocked::Locked));
-            }
-            return Err(db_error(e));
-        }
-        let moved = if from == to {
-            touch(&txn, image_id, from, at).await?
-        } else {
-            transition_on(&txn, image_id, from, to, at).await?
-        };
-        if !moved {
-            return Ok(Err(ImportBlocked::Status));
-        }
-        set_property(&txn, image_id, IMPORTING_TO_STORES, importing_to).await?;
-        set_property(&txn, image_id, FAILED_IMPORT, "").await?;
-        lease::Entity::insert(lease::ActiveModel::from(lease.clone()))
-            .exec_without_returning(&txn)
-            .await
-            .map_err(db_error)?;
-        txn.commit().await.map_err(db_error)?;
-        Ok(Ok(()))
+        .await;
+        end_txn(txn, outcome).await
     }
 
     /// Points the import's lease at the store it writes next. `false` when the
@@ -140,22 +149,25 @@ impl Repo {
         store_id: &str,
     ) -> Result<bool> {
         let txn = self.writer().begin().await.map_err(db_error)?;
-        if !holds_lock(&txn, image_id, task_id).await? {
-            return Ok(false);
+        let outcome = async {
+            if !holds_lock(&txn, image_id, task_id).await? {
+                return Ok((false, false));
+            }
+            let res = lease::Entity::update_many()
+                .col_expr(LeaseColumn::StoreId, Expr::value(store_id))
+                .col_expr(LeaseColumn::Partial, Expr::value(Option::<String>::None))
+                .filter(LeaseColumn::Id.eq(lease_id))
+                .filter(LeaseColumn::BootId.eq(boot_id))
+                .exec(&txn)
+                .await
+                .map_err(db_error)?;
+            if res.rows_affected != 1 {
+                return Ok((false, false));
+            }
+            Ok((true, true))
         }
-        let res = lease::Entity::update_many()
-            .col_expr(LeaseColumn::StoreId, Expr::value(store_id))
-            .col_expr(LeaseColumn::Partial, Expr::value(Option::<String>::None))
-            .filter(LeaseColumn::Id.eq(lease_id))
-            .filter(LeaseColumn::BootId.eq(boot_id))
-            .exec(&txn)
-            .await
-            .map_err(db_error)?;
-        if res.rows_affected != 1 {
-            return Ok(false);
-        }
-        txn.commit().await.map_err(db_error)?;
-        Ok(true)
+        .await;
+        end_txn(txn, outcome).await
     }
 
     /// Records one store's copy of the data. `false` (nothing recorded) when the
@@ -170,59 +182,64 @@ impl Repo {
     ) -> Result<bool> {
         let now = to_micros(at);
         let txn = self.writer().begin().await.map_err(db_error)?;
-        if !holds_lock(&txn, image_id, task_id).await? || !holds_lease(&txn, lease).await? {
-            return Ok(false);
+        let outcome = async {
+            if !holds_lock(&txn, image_id, task_id).await? || !holds_lease(&txn, lease).await? {
+                return Ok((false, false));
+            }
+            let stored = written.stored;
+            let mut update = image::Entity::update_many()
+                .col_expr(image::Column::UpdatedAt, Expr::value(now))
+                .filter(image::Column::Id.eq(image_id))
+                .filter(image::Column::Deleted.eq(false));
+            if written.first_data {
+                update = update
+                    .col_expr(image::Column::Size, Expr::value(stored.size as i64))
+                    .col_expr(
+                        image::Column::VirtualSize,
+                        Expr::value(written.virtual_size),
+                    )
+                    .col_expr(
+                        image::Column::Checksum,
+                        Expr::value(stored.checksum.clone()),
+                    )
+                    .col_expr(
+                        image::Column::OsHashAlgo,
+                        Expr::value(stored.os_hash_algo.clone()),
+                    )
+                    .col_expr(
+                        image::Column::OsHashValue,
+                        Expr::value(stored.os_hash_value.clone()),
+                    );
+            }
+            if written.activate {
+                update = update
+                    .col_expr(
+                        image::Column::Status,
+                        Expr::value(ImageStatus::Active.as_str()),
+                    )
+                    .filter(image::Column::Status.eq(ImageStatus::Importing.as_str()));
+            }
+            if update.exec(&txn).await.map_err(db_error)?.rows_affected != 1 {
+                return Ok((false, false));
+            }
+            location::Entity::insert(location::ActiveModel {
+                image_id: Set(image_id.to_string()),
+                url: Set(stored.location.url.clone()),
+                metadata: Set(
+                    serde_json::Value::Object(stored.location.metadata.clone()).to_string()
+                ),
+                status: Set("active".into()),
+                created_at: Set(now),
+                ..Default::default()
+            })
+            .exec_without_returning(&txn)
+            .await
+            .map_err(db_error)?;
+            move_store(&txn, image_id, written.store_id, None).await?;
+            Ok((true, true))
         }
-        let stored = written.stored;
-        let mut update = image::Entity::update_many()
-            .col_expr(image::Column::UpdatedAt, Expr::value(now))
-            .filter(image::Column::Id.eq(image_id))
-            .filter(image::Column::Deleted.eq(false));
-        if written.first_data {
-            update = update
-                .col_expr(image::Column::Size, Expr::value(stored.size as i64))
-                .col_expr(
-                    image::Column::VirtualSize,
-                    Expr::value(written.virtual_size),
-                )
-                .col_expr(
-                    image::Column::Checksum,
-                    Expr::value(stored.checksum.clone()),
-                )
-                .col_expr(
-                    image::Column::OsHashAlgo,
-                    Expr::value(stored.os_hash_algo.clone()),
-                )
-                .col_expr(
-                    image::Column::OsHashValue,
-                    Expr::value(stored.os_hash_value.clone()),
-                );
-        }
-        if written.activate {
-            update = update
-                .col_expr(
-                    image::Column::Status,
-                    Expr::value(ImageStatus::Active.as_str()),
-                )
-                .filter(image::Column::Status.eq(ImageStatus::Importing.as_str()));
-        }
-        if update.exec(&txn).await.map_err(db_error)?.rows_affected != 1 {
-            return Ok(false);
-        }
-        location::Entity::insert(location::ActiveModel {
-            image_id: Set(image_id.to_string()),
-            url: Set(stored.location.url.clone()),
-            metadata: Set(serde_json::Value::Object(stored.location.metadata.clone()).to_string()),
-            status: Set("active".into()),
-            created_at: Set(now),
-            ..Default::default()
-        })
-        .exec_without_returning(&txn)
-        .await
-        .map_err(db_error)?;
-        move_store(&txn, image_id, written.store_id, None).await?;
-        txn.commit().await.map_err(db_error)?;
-        Ok(true)
+        .await;
+        end_txn(txn, outcome).await
     }
 
     /// Lists `store_id` as failed instead of importing. `false` when the import
@@ -234,12 +251,15 @@ impl Repo {
         store_id: &str,
     ) -> Result<bool> {
         let txn = self.writer().begin().await.map_err(db_error)?;
-        if !holds_lock(&txn, image_id, task_id).await? {
-            return Ok(false);
+        let outcome = async {
+            if !holds_lock(&txn, image_id, task_id).await? {
+                return Ok((false, false));
+            }
+            move_store(&txn, image_id, store_id, Some(FAILED_IMPORT)).await?;
+            Ok((true, true))
         }
-        move_store(&txn, image_id, store_id, Some(FAILED_IMPORT)).await?;
-        txn.commit().await.map_err(db_error)?;
-        Ok(true)
+        .await;
+        end_txn(txn, outcome).await
     }
 
     /// Ends an import: lease and lock released, the importing list emptied, the
@@ -247,21 +267,29 @@ impl Repo {
     /// `importing` to `queued` without its locations. With `lease` the lease must
     /// still be held by `(id, boot_id)` (else `false`, nothing changes);
     /// recovery passes the lease it claimed.
+    /// The task's outcome is recorded in the same transaction.
     pub async fn finish_import(
         &self,
         image_id: &str,
         task_id: &str,
         lease: (&str, &str),
         requeue: bool,
+        outcome: &TaskChange<'_>,
         at: chrono::DateTime<chrono::Utc>,
     ) -> Result<bool> {
         let txn = self.writer().begin().await.map_err(db_error)?;
-        if !release_lease(&txn, lease.0, lease.1).await? {
-            return Ok(false);
+        let outcome = async {
+            if !release_lease(&txn, lease.0, lease.1).await? {
+                return Ok((false, false));
+            }
+            end_import(&txn, image_id, task_id, requeue, at).await?;
+            // The task records the end whatever its status was (a task failed
+            // by a lock thief stays failed).
+            update_task_on(&txn, task_id, outcome).await?;
+            Ok((true, true))
         }
-        end_import(&txn, image_id, task_id, requeue, at).await?;
-        txn.commit().await.map_err(db_error)?;
-        Ok(true)
+        .await;
+        end_txn(txn, outcome).await
     }
 
     /// After recovery removed a dead import's data: its lease gone, and with
@@ -273,29 +301,29 @@ impl Repo {
         token: &str,
         task: Option<&str>,
         requeue: bool,
+        task_ttl: chrono::Duration,
     ) -> Result<()> {
         let now = chrono::Utc::now();
         let txn = self.writer().begin().await.map_err(db_error)?;
-        if !release_lease(&txn, &claimed.id, token).await? {
-            return Ok(());
+        let outcome = async {
+            if !release_lease(&txn, &claimed.id, token).await? {
+                return Ok(((), false));
+            }
+            if let Some(task) = task {
+                let failure = TaskChange {
+                    from: &[TaskStatus::Pending, TaskStatus::Processing],
+                    to: TaskStatus::Failure,
+                    message: "Import did not finish: the server running it stopped.",
+                    result: None,
+                    expires_at: Some(now + task_ttl),
+                };
+                end_import(&txn, &claimed.image_id, task, requeue, now).await?;
+                update_task_on(&txn, task, &failure).await?;
+            }
+            Ok(((), true))
         }
-        if let Some(task) = task {
-            end_import(&txn, &claimed.image_id, task, requeue, now).await?;
-        }
-        txn.commit().await.map_err(db_error)?;
-        if let Some(task) = task {
-            use glance_layers::TaskStatus;
-            self.update_task(
-                task,
-                &[TaskStatus::Pending, TaskStatus::Processing],
-                TaskStatus::Failure,
-                "Import did not finish: the server running it stopped.",
-                None,
-                Some(now + chrono::Duration::hours(48)),
-            )
-            .await?;
-        }
-        Ok(())
+        .await;
+        end_txn(txn, outcome).await
     }
 
     /// The task holding an image's import lock, if one does.

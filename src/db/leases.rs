@@ -54,6 +54,7 @@ impl Repo {
         )
         .await?
         {
+            txn.rollback().await.map_err(db_error)?;
             return Ok(false);
         }
         lease::Entity::insert(lease::ActiveModel::from(lease.clone()))
@@ -101,6 +102,7 @@ impl Repo {
             .await
             .map_err(db_error)?
         else {
+            txn.rollback().await.map_err(db_error)?;
             return Ok(false);
         };
         transition_on(

@@ -34,6 +34,32 @@ impl Default for PoolOptions {
     }
 }
 
+/// Ends a transaction with what was done in it: `Ok((value, true))` commits,
+/// anything else rolls back. At once, explicitly: a transaction that is merely
+/// dropped is rolled back only when its connection is next used, and until
+/// then InnoDB keeps the row locks it took (and a `DROP DATABASE` waits).
+pub(crate) async fn end_txn<T>(
+    txn: sea_orm::DatabaseTransaction,
+    outcome: Result<(T, bool), ImageError>,
+) -> Result<T, ImageError> {
+    match outcome {
+        Ok((value, true)) => {
+            txn.commit().await.map_err(db_error)?;
+            Ok(value)
+        }
+        Ok((value, false)) => {
+            txn.rollback().await.map_err(db_error)?;
+            Ok(value)
+        }
+        Err(e) => {
+            if let Err(rollback) = txn.rollback().await {
+                tracing::warn!(error = %rollback, "could not roll a transaction back");
+            }
+            Err(e)
+        }
+    }
+}
+
 /// Opens the database at `url` (`sqlite://…`, `postgres://…`, `mysql://…`) and brings
 /// its schema up to date.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {

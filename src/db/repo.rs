@@ -143,6 +143,7 @@ impl Repo {
             .exec_without_returning(&txn)
             .await;
         if !inserted(res.err())? {
+            txn.rollback().await.map_err(db_error)?;
             return Ok(false);
         }
         insert_properties(&txn, &img.id, img.properties.iter()).await?;
@@ -288,6 +289,7 @@ impl Repo {
             .await
             .map_err(db_error)?;
         if res.rows_affected != 1 {
+            txn.rollback().await.map_err(db_error)?;
             return Ok(false);
         }
         // Changed keys are deleted and inserted again rather than upserted: on
@@ -359,6 +361,7 @@ impl Repo {
             .await
             .map_err(db_error)?;
         if released.rows_affected != 1 {
+            txn.rollback().await.map_err(db_error)?;
             return Ok(Finish::NotHeld);
         }
         let activate = || {
@@ -398,6 +401,7 @@ impl Repo {
         } else if activate().exec(&txn).await.map_err(db_error)?.rows_affected == 1 {
             Finish::Changed
         } else {
+            txn.rollback().await.map_err(db_error)?;
             return Ok(Finish::NotHeld);
         };
         location::Entity::insert(location::ActiveModel {

@@ -9,8 +9,8 @@ use glance_layers::request::SortDir;
 use glance_layers::task::{Task, TaskQuery, TaskSortKey, TaskStatus};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, SimpleExpr};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, Order, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, Order, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
 };
 
 use super::entity::task::{self, Column};
@@ -137,41 +137,10 @@ impl Repo {
     /// is taken.
     pub async fn insert_task(&self, t: &Task) -> Result<()> {
         let txn = self.writer().begin().await.map_err(db_error)?;
-        let inserted = task::Entity::insert(task::ActiveModel {
-            id: Set(t.id.clone()),
-            kind: Set(t.kind.clone()),
-            status: Set(t.status.as_str().into()),
-            owner: Set(t.owner.clone()),
-            expires_at: Set(t.expires_at.map(to_micros)),
-            created_at: Set(to_micros(t.created_at)),
-            updated_at: Set(to_micros(t.updated_at)),
-            deleted_at: Set(t.deleted_at.map(to_micros)),
-            deleted: Set(t.deleted),
-            image_id: Set(t.image_id.clone()),
-            request_id: Set(t.request_id.clone()),
-            user_id: Set(t.user_id.clone()),
-        })
-        .exec_without_returning(&txn)
-        .await;
-        match inserted {
-            Err(e) if super::is_duplicate(&e) => {
-                txn.rollback().await.map_err(db_error)?;
-                return Err(ImageError::Conflict(format!(
-                    "Task ID {} already exists!",
-                    t.id
-                )));
-            }
-            other => other.map_err(db_error)?,
-        };
-        task_info::Entity::insert(task_info::ActiveModel {
-            task_id: Set(t.id.clone()),
-            input: Set(json_text(&t.input)),
-            result: Set(t.result.as_ref().and_then(json_text)),
-            message: Set(Some(t.message.clone())),
-        })
-        .exec_without_returning(&txn)
-        .await
-        .map_err(db_error)?;
+        if let Err(e) = insert_task_on(&txn, t).await {
+            txn.rollback().await.map_err(db_error)?;
+            return Err(e);
+        }
         txn.commit().await.map_err(db_error)
     }
 
@@ -291,36 +260,25 @@ impl Repo {
         expires_at: Option<DateTime<Utc>>,
     ) -> Result<bool> {
         let txn = self.writer().begin().await.map_err(db_error)?;
-        let mut update = task::Entity::update_many()
-            .col_expr(Column::Status, Expr::value(to.as_str()))
-            .col_expr(Column::UpdatedAt, Expr::value(to_micros(Utc::now())));
-        if let Some(at) = expires_at {
-            update = update.col_expr(Column::ExpiresAt, Expr::value(to_micros(at)));
+        let change = TaskChange {
+            from,
+            to,
+            message,
+            result,
+            expires_at,
+        };
+        match update_task_on(&txn, id, &change).await {
+            Ok(true) => {
+                txn.commit().await.map_err(db_error)?;
+                Ok(true)
+            }
+            other => {
+                // Now, not when the connection is next used: InnoDB keeps the
+                // lock on the row the update read until then.
+                txn.rollback().await.map_err(db_error)?;
+                other
+            }
         }
-        let res = update
-            .filter(Column::Id.eq(id))
-            .filter(Column::Deleted.eq(false))
-            .filter(Column::Status.is_in(from.iter().map(|s| s.as_str())))
-            .exec(&txn)
-            .await
-            .map_err(db_error)?;
-        if res.rows_affected != 1 {
-            // Now, not when the connection is next used: InnoDB keeps the lock
-            // on the row the update read until then.
-            txn.rollback().await.map_err(db_error)?;
-            return Ok(false);
-        }
-        let mut info = task_info::Entity::update_many()
-            .col_expr(task_info::Column::Message, Expr::value(message));
-        if let Some(r) = result {
-            info = info.col_expr(task_info::Column::Result, Expr::value(json_text(r)));
-        }
-        info.filter(task_info::Column::TaskId.eq(id))
-            .exec(&txn)
-            .await
-            .map_err(db_error)?;
-        txn.commit().await.map_err(db_error)?;
-        Ok(true)
     }
 
     /// A `processing` task's progress message ("Copied 512 MiB"); `updated_at`
@@ -379,4 +337,87 @@ impl Repo {
         }
         Ok(())
     }
+}
+
+/// A task's move to another status; see [`Repo::update_task`].
+pub struct TaskChange<'a> {
+    pub from: &'a [TaskStatus],
+    pub to: TaskStatus,
+    pub message: &'a str,
+    pub result: Option<&'a serde_json::Value>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Inserts a task's two rows on `conn` (a transaction the caller ends).
+pub(crate) async fn insert_task_on<C: ConnectionTrait>(conn: &C, t: &Task) -> Result<()> {
+    let inserted = task::Entity::insert(task::ActiveModel {
+        id: Set(t.id.clone()),
+        kind: Set(t.kind.clone()),
+        status: Set(t.status.as_str().into()),
+        owner: Set(t.owner.clone()),
+        expires_at: Set(t.expires_at.map(to_micros)),
+        created_at: Set(to_micros(t.created_at)),
+        updated_at: Set(to_micros(t.updated_at)),
+        deleted_at: Set(t.deleted_at.map(to_micros)),
+        deleted: Set(t.deleted),
+        image_id: Set(t.image_id.clone()),
+        request_id: Set(t.request_id.clone()),
+        user_id: Set(t.user_id.clone()),
+    })
+    .exec_without_returning(conn)
+    .await;
+    match inserted {
+        Err(e) if super::is_duplicate(&e) => {
+            return Err(ImageError::Conflict(format!(
+                "Task ID {} already exists!",
+                t.id
+            )));
+        }
+        other => other.map_err(db_error)?,
+    };
+    task_info::Entity::insert(task_info::ActiveModel {
+        task_id: Set(t.id.clone()),
+        input: Set(json_text(&t.input)),
+        result: Set(t.result.as_ref().and_then(json_text)),
+        message: Set(Some(t.message.clone())),
+    })
+    .exec_without_returning(conn)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// Applies `change` to task `id` on `conn` (a transaction the caller ends);
+/// `false` when the task is not in one of `change.from`.
+pub(crate) async fn update_task_on<C: ConnectionTrait>(
+    conn: &C,
+    id: &str,
+    change: &TaskChange<'_>,
+) -> Result<bool> {
+    let mut update = task::Entity::update_many()
+        .col_expr(Column::Status, Expr::value(change.to.as_str()))
+        .col_expr(Column::UpdatedAt, Expr::value(to_micros(Utc::now())));
+    if let Some(at) = change.expires_at {
+        update = update.col_expr(Column::ExpiresAt, Expr::value(to_micros(at)));
+    }
+    let res = update
+        .filter(Column::Id.eq(id))
+        .filter(Column::Deleted.eq(false))
+        .filter(Column::Status.is_in(change.from.iter().map(|s| s.as_str())))
+        .exec(conn)
+        .await
+        .map_err(db_error)?;
+    if res.rows_affected != 1 {
+        return Ok(false);
+    }
+    let mut info = task_info::Entity::update_many()
+        .col_expr(task_info::Column::Message, Expr::value(change.message));
+    if let Some(r) = change.result {
+        info = info.col_expr(task_info::Column::Result, Expr::value(json_text(r)));
+    }
+    info.filter(task_info::Column::TaskId.eq(id))
+        .exec(conn)
+        .await
+        .map_err(db_error)?;
+    Ok(true)
 }

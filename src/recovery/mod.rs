@@ -52,6 +52,8 @@ pub struct Recovery {
     keeper: LeaseKeeper,
     sink: Arc<dyn EventSink>,
     publisher_id: Arc<str>,
+    /// How long a task failed by recovery is kept.
+    task_ttl: chrono::Duration,
 }
 
 impl Recovery {
@@ -70,7 +72,14 @@ impl Recovery {
             keeper,
             sink,
             publisher_id: publisher_id.into(),
+            task_ttl: chrono::Duration::hours(48),
         }
+    }
+
+    /// Keeps the tasks it fails for `ttl` (`[task] task_time_to_live`).
+    pub fn with_task_ttl(mut self, ttl: chrono::Duration) -> Self {
+        self.task_ttl = ttl;
+        self
     }
 
     /// The start-up pass: the leases with no live holder, then stray data.
@@ -185,7 +194,7 @@ impl Recovery {
         if failed.is_none() {
             let settled = self
                 .repo
-                .settle_import(&seen, token, task.as_deref(), requeue)
+                .settle_import(&seen, token, task.as_deref(), requeue, self.task_ttl)
                 .await;
             if let Err(e) = settled {
                 failed = Some(e.to_string());

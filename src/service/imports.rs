@@ -18,6 +18,7 @@ use glance_layers::{
 use super::{ImageCore, Result};
 use crate::db::imports::{ImportBlocked, StoreWritten};
 use crate::db::leases::{IMPORT, STAGE};
+use crate::db::tasks::TaskChange;
 
 /// How long a lock of a task that stopped moving is honoured (Glance's numbers):
 /// 60 minutes since its last update, twice that while it is `pending`.
@@ -236,9 +237,6 @@ impl ImportRecords for ImageCore {
             result: None,
             message: String::new(),
         };
-        // The task first: a lock must always name a task that exists, or the
-        // next import would take it over as stale.
-        self.repo.insert_task(&task).await?;
         let to = if plan.method == ImportMethod::CopyImage {
             ImageStatus::Active
         } else {
@@ -251,7 +249,7 @@ impl ImportRecords for ImageCore {
             .repo
             .begin_import(
                 image_id,
-                &task.id,
+                &task,
                 stale.as_ref().map(|(holder, _)| holder.as_str()),
                 from,
                 to,
@@ -272,7 +270,6 @@ impl ImportRecords for ImageCore {
         };
         if let Some(e) = refused {
             self.leases.let_go(&lease.id);
-            let _ = self.fail_task(&task.id, &e.to_string()).await;
             return Err(e);
         }
         if let Some((holder, old)) = stale {
@@ -391,6 +388,23 @@ impl ImportRecords for ImageCore {
 
     async fn finish_import(&self, job: &ImportJob, outcome: ImportOutcome) -> Result<()> {
         let requeue = !job.is_copy() && outcome != ImportOutcome::Success;
+        let result = serde_json::json!({"image_id": job.image.id});
+        let change = match &outcome {
+            ImportOutcome::Success => TaskChange {
+                from: &[TaskStatus::Pending, TaskStatus::Processing],
+                to: TaskStatus::Success,
+                message: "",
+                result: Some(&result),
+                expires_at: Some(super::now() + self.task_ttl),
+            },
+            ImportOutcome::Failure(message) => TaskChange {
+                from: &[TaskStatus::Pending, TaskStatus::Processing],
+                to: TaskStatus::Failure,
+                message,
+                result: None,
+                expires_at: Some(super::now() + self.task_ttl),
+            },
+        };
         let ended = self
             .repo
             .finish_import(
@@ -398,41 +412,13 @@ impl ImportRecords for ImageCore {
                 &job.task.id,
                 (&job.lease.id, self.leases.boot_id()),
                 requeue,
+                &change,
                 super::now(),
             )
             .await?;
         self.leases.let_go(&job.lease.id);
         if !ended {
             tracing::warn!(image = %job.image.id, task = %job.task.id, "import was taken back by recovery before it ended");
-        }
-        let expires = Some(super::now() + self.task_ttl);
-        let from = [TaskStatus::Pending, TaskStatus::Processing];
-        match outcome {
-            ImportOutcome::Success => {
-                let result = serde_json::json!({"image_id": job.image.id});
-                self.repo
-                    .update_task(
-                        &job.task.id,
-                        &from,
-                        TaskStatus::Success,
-                        "",
-                        Some(&result),
-                        expires,
-                    )
-                    .await?;
-            }
-            ImportOutcome::Failure(message) => {
-                self.repo
-                    .update_task(
-                        &job.task.id,
-                        &from,
-                        TaskStatus::Failure,
-                        &message,
-                        None,
-                        expires,
-                    )
-                    .await?;
-            }
         }
         Ok(())
     }

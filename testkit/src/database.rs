@@ -66,6 +66,27 @@ impl Drop for ScratchDatabase {
                 .unwrap();
             rt.block_on(async {
                 if let Ok(conn) = sea_orm::Database::connect(&admin).await {
+                    if !force.is_empty() {
+                        // Handled by `WITH (FORCE)`.
+                    } else if let Ok(rows) = conn
+                        .query_all_raw(sea_orm::Statement::from_string(
+                            conn.get_database_backend(),
+                            format!(
+                                "SELECT id FROM information_schema.processlist WHERE db = '{name}'"
+                            ),
+                        ))
+                        .await
+                    {
+                        // MySQL has no FORCE: a connection still in a transaction
+                        // (a server's background work the test did not wait for,
+                        // on the runtime this drop now blocks) would hold the
+                        // DROP forever. End those connections first.
+                        for row in rows {
+                            if let Ok(id) = row.try_get_by_index::<u64>(0) {
+                                let _ = conn.execute_unprepared(&format!("KILL {id}")).await;
+                            }
+                        }
+                    }
                     let _ = conn
                         .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name}{force}"))
                         .await;

@@ -65,4 +65,3 @@ pub async fn serve(body: Vec<u8>) -> u16 {
     });
     port
 }
-
