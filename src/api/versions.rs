@@ -3,13 +3,14 @@
 use serde_json::json;
 
 /// The versions we advertise, newest first: what a Glance with several stores and
-/// no image cache lists, less the versions whose routes are not built yet. v2.12
-/// (`GET /v2/images/{id}/tasks`) and v2.17 (the locations API) are left out:
-/// clients such as glanceclient and Nova look for them to decide which routes to
-/// call, and would call routes that answer 404 instead of falling back.
+/// no image cache lists, less the versions whose routes are not built yet. v2.17
+/// (the locations API) is left out: clients such as glanceclient and Nova look
+/// for it to decide which routes to call, and would call routes that answer 404
+/// instead of falling back.
 pub const VERSIONS: &[(&str, &str)] = &[
     ("v2.15", "CURRENT"),
     ("v2.13", "SUPPORTED"),
+    ("v2.12", "SUPPORTED"),
     ("v2.11", "SUPPORTED"),
     ("v2.10", "SUPPORTED"),
     ("v2.9", "SUPPORTED"),
