@@ -629,3 +629,60 @@ async fn what_only_shows_at_fetch_time_fails_the_task_and_requeues_the_image() {
         assert!(files_in(&s.images_dir()).is_empty(), "{path}");
     }
 }
+
+#[tokio::test]
+async fn a_legacy_import_task_creates_and_fills_an_image() {
+    let bytes = data(1 << 20);
+    let port = common::web::serve(bytes.clone()).await;
+    let s = common::start_with(allow_loopback(port), |b| b).await;
+    let task = |uri: String| {
+        s.post_json(
+            "/v2/tasks",
+            json!({"type": "import", "input": {
+                "import_from": uri,
+                "import_from_format": "raw",
+                "image_properties": {"name": "legacy", "disk_format": "raw", "container_format": "bare"},
+            }}),
+        )
+        .header("accept", "application/json")
+    };
+    let r = task("http://169.254.169.254/latest".into())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        message(r).await,
+        "URI for legacy import task does not pass filtering: http://169.254.169.254/latest"
+    );
+
+    let r = task(format!("http://127.0.0.1:{port}/image"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let created: Value = r.json().await.unwrap();
+    let task_id = created["id"].as_str().unwrap().to_string();
+    assert_eq!(created["status"], "pending");
+    let mut done = Value::Null;
+    for _ in 0..600 {
+        done = s
+            .get(&format!("/v2/tasks/{task_id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if done["status"] == "success" || done["status"] == "failure" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(done["status"], "success", "{done}");
+    let image_id = done["result"]["image_id"].as_str().unwrap();
+    let image = s.image(image_id).await;
+    assert_eq!(image["status"], "active");
+    assert_eq!(image["name"], "legacy");
+    assert_eq!(image["checksum"], md5_hex(&bytes));
+}

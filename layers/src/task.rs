@@ -73,6 +73,9 @@ pub struct Task {
 pub struct NewTask {
     pub kind: String,
     pub input: serde_json::Value,
+    /// For a legacy `import` task: the image to create, from
+    /// `input.image_properties`, already checked against the image schema.
+    pub image: Option<crate::NewImage>,
 }
 
 /// `GET /v2/tasks` after parsing.

@@ -266,13 +266,17 @@ fn new_task(body: &Value) -> std::result::Result<NewTask, ImageError> {
     }
     let kind = obj["type"].as_str().unwrap_or_default().to_string();
     let input = obj["input"].clone();
+    let mut image = None;
     if kind == "import" {
         legacy_import_source(input.get("import_from"))?;
-        // To do (integrator): the web-download filter, as Glance's
-        // `validate_legacy_import_from_uri` applies it after the scheme check:
-        // 400 "URI for legacy import task does not pass filtering: <uri>".
+        // The web-download filter follows in the import layer, which has it.
+        let properties = input
+            .get("image_properties")
+            .cloned()
+            .unwrap_or_else(|| Value::Object(Default::default()));
+        image = Some(super::parse::new_image(&properties)?);
     }
-    Ok(NewTask { kind, input })
+    Ok(NewTask { kind, input, image })
 }
 
 /// What a property of the task schema takes.

@@ -423,6 +423,27 @@ impl ImportRecords for ImageCore {
         Ok(())
     }
 
+    async fn move_task(
+        &self,
+        task_id: &str,
+        to: TaskStatus,
+        message: &str,
+        result: Option<serde_json::Value>,
+    ) -> Result<()> {
+        let (from, expires): (&[TaskStatus], _) = if to == TaskStatus::Processing {
+            (&[TaskStatus::Pending], None)
+        } else {
+            (
+                &[TaskStatus::Pending, TaskStatus::Processing],
+                Some(super::now() + self.task_ttl),
+            )
+        };
+        self.repo
+            .update_task(task_id, from, to, message, result.as_ref(), expires)
+            .await
+            .map(|_| ())
+    }
+
     async fn import_progress(&self, job: &ImportJob, message: &str) {
         if let Err(e) = self.repo.set_task_message(&job.task.id, message).await {
             tracing::debug!(task = %job.task.id, error = %e, "could not record import progress");

@@ -55,6 +55,7 @@ pub struct ImportRequest {
 
 mod events;
 mod job;
+mod legacy;
 pub mod records;
 mod runner;
 pub mod source;
@@ -118,6 +119,9 @@ impl Middleware for Imports {
         match op {
             Operation::Stage { id, data } => stage::stage(&self.settings, &ctx, id, data).await,
             Operation::Import { id, request } => self.start(&ctx, id, request).await,
+            Operation::CreateTask(new) if new.kind == "import" => {
+                legacy::create(self.settings.clone(), ctx, new, next.boxed()).await
+            }
             op @ Operation::Delete { .. } => {
                 let deleted = next.run(ImageRequest::new(ctx, op)).await?;
                 if let Some(image) = deleted.as_image() {

@@ -140,4 +140,14 @@ pub trait ImportRecords: UploadRecords {
 
     /// The task's progress message ("Copied N MiB").
     async fn import_progress(&self, job: &ImportJob, message: &str);
+
+    /// Moves a task that is not an image import (a legacy `import` task): to
+    /// `processing` from `pending`, or to its end, which sets its expiry.
+    async fn move_task(
+        &self,
+        task_id: &str,
+        to: crate::TaskStatus,
+        message: &str,
+        result: Option<serde_json::Value>,
+    ) -> Result<(), ImageError>;
 }
