@@ -109,8 +109,7 @@ impl AppBuilder {
             config.task.task_time_to_live as i64,
         ));
         let stores = crate::store::from_config(&config).map_err(StartError::Config)?;
-        let staging: Arc<dyn glance_layers::store::Store> =
-            Arc::new(crate::store::staging(&config).map_err(StartError::Config)?);
+        let staging = Arc::new(crate::store::staging(&config).map_err(StartError::Config)?);
         let store_ids = stores.ids();
         let sink = parts::event_sink(&config).await?;
         // Take back what a crash left before serving anyone, then keep sweeping.
@@ -160,7 +159,7 @@ impl AppBuilder {
                     methods,
                     stores: stores.clone(),
                     multistore: d.enabled_backends.is_some(),
-                    staging,
+                    staging: staging as Arc<dyn glance_layers::store::Store>,
                     algo,
                     size_cap: d.image_size_cap,
                     records: records.clone(),

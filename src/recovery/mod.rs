@@ -25,6 +25,7 @@ use glance_layers::store::{Store, StoreSet};
 use crate::db::Repo;
 use crate::db::leases::Lease;
 use crate::db::to_micros;
+use crate::store::FileStore;
 
 pub use leases::LeaseKeeper;
 pub use node::NodeIdentity;
@@ -48,7 +49,7 @@ pub struct Recovery {
     repo: Repo,
     stores: StoreSet,
     /// Where stages and downloads write.
-    staging: Arc<dyn Store>,
+    staging: Arc<FileStore>,
     keeper: LeaseKeeper,
     sink: Arc<dyn EventSink>,
     publisher_id: Arc<str>,
@@ -60,7 +61,7 @@ impl Recovery {
     pub fn new(
         repo: Repo,
         stores: StoreSet,
-        staging: Arc<dyn Store>,
+        staging: Arc<FileStore>,
         keeper: LeaseKeeper,
         sink: Arc<dyn EventSink>,
         publisher_id: &str,
@@ -86,7 +87,48 @@ impl Recovery {
     pub async fn sweep(&self) -> Result<SweepReport, String> {
         let mut report = self.sweep_leases().await?;
         report.strays = self.sweep_strays().await?;
+        report.strays += self.sweep_staging().await?;
         Ok(report)
+    }
+
+    /// Staged data no image waits on (Glance's staging cleaner): its image is
+    /// gone, or no longer `uploading` or `importing` (a crash between a delete
+    /// and the removal of its staged data, say). Names that are not image ids
+    /// are left alone.
+    async fn sweep_staging(&self) -> Result<usize, String> {
+        let objects = match self.staging.objects().await {
+            Ok(objects) => objects,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not list the staging store");
+                return Ok(0);
+            }
+        };
+        let mut removed = 0;
+        for (name, url) in objects {
+            if uuid::Uuid::parse_str(&name).is_err() {
+                continue;
+            }
+            let image = self.repo.get(&name).await.map_err(|e| e.to_string())?;
+            let waited_on = image.is_some_and(|i| {
+                matches!(
+                    i.status,
+                    glance_layers::ImageStatus::Uploading | glance_layers::ImageStatus::Importing
+                )
+            });
+            if waited_on {
+                continue;
+            }
+            match self.staging.delete(&url).await {
+                Ok(()) => {
+                    tracing::info!(image = %name, "removed staged data no image waits on");
+                    removed += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(image = %name, error = %e, "could not remove stray staged data")
+                }
+            }
+        }
+        Ok(removed)
     }
 
     /// The periodic pass: the leases with no live holder only. Stray data (from
@@ -269,7 +311,7 @@ impl Recovery {
     /// The store a lease writes to: an enabled one, or staging.
     fn store_of(&self, store_id: &str) -> Option<Arc<dyn Store>> {
         if store_id == STAGING_STORE {
-            return Some(self.staging.clone());
+            return Some(self.staging.clone() as Arc<dyn Store>);
         }
         self.stores.get(store_id).cloned()
     }
@@ -300,7 +342,8 @@ impl Recovery {
     /// existed, or whose lease is settled but whose file removal failed.
     async fn sweep_strays(&self) -> Result<usize, String> {
         let mut removed = 0;
-        let staging = (STAGING_STORE, &self.staging);
+        let staging: Arc<dyn Store> = self.staging.clone();
+        let staging = (STAGING_STORE, &staging);
         for (_, store) in self.stores.iter().chain(std::iter::once(staging)) {
             let found = match store.temporary().await {
                 Ok(found) => found,

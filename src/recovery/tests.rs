@@ -227,3 +227,25 @@ async fn a_finished_upload_cannot_be_claimed_and_a_claimed_one_cannot_finish() {
             .unwrap()
     );
 }
+
+#[tokio::test]
+async fn staged_data_no_image_waits_on_is_removed_at_start_up() {
+    let f = Fixture::new().await;
+    let (recovery, _) = f.node("api-1", LONG);
+    let staging = f.dir.path().join("staging");
+    // An image still waiting on its staged data, one that is gone, and a file
+    // that is not staged data at all.
+    let waiting = uuid::Uuid::new_v4().to_string();
+    let mut img = Image::new(waiting.clone(), chrono::Utc::now());
+    img.status = ImageStatus::Uploading;
+    assert!(f.repo.insert(&img).await.unwrap());
+    let gone = uuid::Uuid::new_v4().to_string();
+    for name in [waiting.as_str(), gone.as_str(), "README"] {
+        std::fs::write(staging.join(name), b"data").unwrap();
+    }
+    let report = recovery.sweep().await.unwrap();
+    assert_eq!(report.strays, 1, "{report:?}");
+    assert!(staging.join(&waiting).exists());
+    assert!(!staging.join(&gone).exists());
+    assert!(staging.join("README").exists());
+}

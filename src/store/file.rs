@@ -41,6 +41,20 @@ impl FileStore {
         &self.root
     }
 
+    /// The objects stored under final names, as `(name, url)`: temporary files
+    /// are not among them.
+    pub async fn objects(&self) -> std::io::Result<Vec<(String, String)>> {
+        let mut found = Vec::new();
+        let mut dir = tokio::fs::read_dir(&self.root).await?;
+        while let Some(entry) = dir.next_entry().await? {
+            let name = entry.file_name();
+            if let Some(name) = name.to_str().filter(|n| plain_name(n)) {
+                found.push((name.to_string(), self.url_of(&entry.path())));
+            }
+        }
+        Ok(found)
+    }
+
     fn url_of(&self, path: &Path) -> String {
         format!("file://{}", path.display())
     }

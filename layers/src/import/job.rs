@@ -170,6 +170,7 @@ async fn write_one(
     }
     s.records.import_writes_to(job, store_id).await?;
     let data = source.store.get(&source.url, None).await?;
+    let (data, _progress) = Progress::watch(s, job, data);
     let (stream, digests) = DigestingStream::new(data, s.algo, source.size);
     let journal = LeaseJournal {
         records: s.records.as_ref(),
@@ -295,6 +296,7 @@ async fn stage_into(
     data: DataStream,
 ) -> Result<(String, u64), ImageError> {
     s.records.import_writes_to(job, STAGING_STORE).await?;
+    let (data, _progress) = Progress::watch(s, job, data);
     let journal = LeaseJournal {
         records: s.records.as_ref(),
         lease: &job.lease,
@@ -318,6 +320,50 @@ async fn remove_staged(s: &Settings, job: &ImportJob, source: Option<&Source>) {
     };
     if let Some(url) = url {
         delete_data(&s.staging, &url, job).await;
+    }
+}
+
+/// Reports how much data has moved as the task's message ("Copied N MiB"),
+/// every few seconds while the data flows. Each report also tells that the
+/// task lives, so its import lock is not taken over as stale however long the
+/// import takes. Stops when dropped.
+struct Progress {
+    ticker: tokio::task::JoinHandle<()>,
+}
+
+impl Progress {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+    fn watch(s: &Settings, job: &ImportJob, data: DataStream) -> (DataStream, Progress) {
+        let moved = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = moved.clone();
+        let data = data
+            .inspect(move |chunk| {
+                if let Ok(bytes) = chunk {
+                    counter.fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                }
+            })
+            .boxed();
+        let records = s.records.clone();
+        let job = job.clone();
+        let ticker = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Self::EVERY);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let mib = moved.load(std::sync::atomic::Ordering::Relaxed) >> 20;
+                records
+                    .import_progress(&job, &format!("Copied {mib} MiB"))
+                    .await;
+            }
+        });
+        (data, Progress { ticker })
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.ticker.abort();
     }
 }
 
