@@ -110,7 +110,13 @@ impl AppBuilder {
         ));
         let stores = crate::store::from_config(&config).map_err(StartError::Config)?;
         let staging = Arc::new(crate::store::staging(&config).map_err(StartError::Config)?);
-        let store_ids = stores.ids();
+        // Named only when the operator named them (Glance sends the header only
+        // with `enabled_backends`).
+        let store_ids = if d.enabled_backends.is_some() {
+            stores.ids()
+        } else {
+            Vec::new()
+        };
         let sink = parts::event_sink(&config).await?;
         // Take back what a crash left before serving anyone, then keep sweeping.
         let recovery = Recovery::new(

@@ -84,6 +84,8 @@ async fn glance_direct_stages_then_imports_to_active() {
         r.headers()["openstack-image-import-methods"],
         "glance-direct,web-download,copy-image"
     );
+    // Stores are named only with `enabled_backends`, as Glance names them.
+    assert!(r.headers().get("openstack-image-store-ids").is_none());
     let id = r.json::<Value>().await.unwrap()["id"]
         .as_str()
         .unwrap()

@@ -81,7 +81,9 @@ pub(super) async fn import<B: RequestBody>(
         .headers
         .get("x-image-meta-store")
         .map(|v| v.to_str().unwrap_or("").trim().to_string());
-    let request = import_request(body, header_store, &api.config.import_methods)?;
+    // Without named stores Glance reads neither `stores` nor the header.
+    let multistore = !api.config.store_ids.is_empty();
+    let request = import_request(body, header_store, &api.config.import_methods, multistore)?;
     api.call_stack(ctx, Operation::Import { id, request })
         .await?;
     let mut resp = body::no_content_html();
@@ -98,6 +100,7 @@ fn import_request(
     body: serde_json::Value,
     header_store: Option<String>,
     enabled: &[String],
+    multistore: bool,
 ) -> Result<ImportRequest> {
     let method = body
         .get("method")
@@ -154,7 +157,9 @@ fn import_request(
         }
         other => return Err(invalid(format!("Unknown import method name '{other}'."))),
     };
-    let targets = if all_stores {
+    let targets = if !multistore {
+        ImportTargets::Default
+    } else if all_stores {
         if body.get("stores").is_some() || header_store.is_some() {
             return Err(invalid(
                 "All_stores parameter can't be used with x-image-meta-store header or stores parameter",
@@ -201,7 +206,7 @@ mod tests {
     }
 
     fn err(body: serde_json::Value, header: Option<&str>) -> String {
-        match import_request(body, header.map(String::from), &methods()) {
+        match import_request(body, header.map(String::from), &methods(), true) {
             Err(ApiError::Image(ImageError::Invalid(m))) => m,
             other => panic!("expected a 400, got {other:?}"),
         }
@@ -252,9 +257,21 @@ mod tests {
     }
 
     #[test]
+    fn without_named_stores_the_stores_asked_for_are_ignored() {
+        let req = import_request(
+            json!({"method": {"name": "copy-image"}, "all_stores": true, "stores": ["a"]}),
+            Some("b".into()),
+            &methods(),
+            false,
+        )
+        .unwrap();
+        assert_eq!(req.targets, ImportTargets::Default);
+    }
+
+    #[test]
     fn targets_come_from_the_body_or_the_header() {
         let req = |body, header: Option<&str>| {
-            import_request(body, header.map(String::from), &methods())
+            import_request(body, header.map(String::from), &methods(), true)
                 .unwrap()
                 .targets
         };

@@ -61,7 +61,8 @@ pub struct ApiConfig {
     /// A request body that brings no byte for this long ends the request
     /// (`client_socket_timeout`); `None` waits forever.
     pub body_idle_timeout: Option<std::time::Duration>,
-    /// Enabled store ids, for `OpenStack-image-store-ids`.
+    /// Enabled store ids, for `OpenStack-image-store-ids`; empty without
+    /// `enabled_backends` (then requests name no stores).
     pub store_ids: Vec<String>,
     /// Keystone's URI for `WWW-Authenticate`, when Keystone authenticates callers.
     pub www_authenticate: Option<String>,

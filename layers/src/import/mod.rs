@@ -210,6 +210,11 @@ impl Imports {
     /// (Glance answers an unknown one with glance_store's `UnknownScheme`, a 409).
     fn targets(&self, targets: &ImportTargets) -> Result<Vec<String>, ImageError> {
         let stores = &self.settings.stores;
+        // Without named stores Glance ignores `stores`, `all_stores` and the
+        // header: there is only the one store.
+        if !self.settings.multistore {
+            return Ok(vec![stores.default_id().to_string()]);
+        }
         let unknown =
             |id: &str| ImageError::Conflict(format!("Unknown scheme '{id}' found in URI"));
         Ok(match targets {
