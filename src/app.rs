@@ -147,6 +147,7 @@ impl AppBuilder {
         // Glance's proxy chain: the order is the stack's; here only what each
         // layer is given.
         let records = Arc::new(core.clone());
+        let import_methods = parts::imports(&config)?;
         let web = Arc::new(
             crate::fetch::WebFetcher::new(&config.import_filtering_opts)
                 .map_err(StartError::Config)?,
@@ -160,7 +161,7 @@ impl AppBuilder {
                 parts::project_limits(&config)?,
                 records.clone(),
             ))
-            .import(parts::imports(&config)?.map(|methods| {
+            .import(import_methods.clone().map(|methods| {
                 ImportLayer::new(ImportSettings {
                     methods,
                     stores: stores.clone(),
@@ -191,7 +192,7 @@ impl AppBuilder {
                     .then(|| Duration::from_secs(d.client_socket_timeout)),
                 store_ids,
                 www_authenticate: parts::www_authenticate(&config),
-                import_methods: d.enabled_import_methods.clone(),
+                import_methods: import_methods.unwrap_or_default(),
             },
         );
         let http = ServiceBuilder::new()

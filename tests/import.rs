@@ -267,8 +267,9 @@ async fn glance_checks_come_before_anything_starts() {
 
 #[tokio::test]
 async fn info_import_lists_the_enabled_methods_and_stage_needs_glance_direct() {
+    // glance-download is accepted in the configuration but not offered.
     let s = common::start_with(
-        |c| c.default.enabled_import_methods = vec!["copy-image".into()],
+        |c| c.default.enabled_import_methods = vec!["copy-image".into(), "glance-download".into()],
         |b| b,
     )
     .await;

@@ -111,12 +111,20 @@ pub(super) fn www_authenticate(config: &Config) -> Option<String> {
 /// The import methods to offer (`None`: import is off), after checking that
 /// each, and the `[image_import_opts]` asked for, is one this server has.
 pub(super) fn imports(config: &Config) -> Result<Option<Vec<String>>, StartError> {
-    let methods = &config.default.enabled_import_methods;
-    for m in methods {
-        if !matches!(m.as_str(), "glance-direct" | "web-download" | "copy-image") {
-            return Err(StartError::Config(format!(
-                "enabled_import_methods: {m:?} is not supported (glance-direct, web-download, copy-image)"
-            )));
+    let mut methods = Vec::new();
+    for m in &config.default.enabled_import_methods {
+        match m.as_str() {
+            "glance-direct" | "web-download" | "copy-image" => methods.push(m.clone()),
+            // A glance-api.conf that enables it still starts: the method is
+            // simply not offered (clients read `/v2/info/import`).
+            "glance-download" => tracing::warn!(
+                "enabled_import_methods: glance-download is not built; it is not offered"
+            ),
+            other => {
+                return Err(StartError::Config(format!(
+                    "enabled_import_methods: {other:?} is not an import method (glance-direct, web-download, copy-image)"
+                )));
+            }
         }
     }
     let opts = &config.image_import_opts;
@@ -131,7 +139,7 @@ pub(super) fn imports(config: &Config) -> Result<Option<Vec<String>>, StartError
             "imports write one store at a time; max_parallel_stores is ignored"
         );
     }
-    Ok((!methods.is_empty()).then(|| methods.clone()))
+    Ok((!methods.is_empty()).then_some(methods))
 }
 
 /// `property_protection_file`, when set.
