@@ -146,6 +146,91 @@ async fn glance_direct_stages_then_imports_to_active() {
         "staged data is removed: {:?}",
         files_in(&staging)
     );
+
+    // The task, as `GET /v2/images/{id}/tasks` shows it.
+    let tasks: Value = s
+        .get(&format!("/v2/images/{id}/tasks"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let tasks = tasks["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 1, "{tasks:?}");
+    let task = &tasks[0];
+    assert_eq!(task["type"], "api_image_import");
+    assert_eq!(task["status"], "success", "{task}");
+    assert_eq!(task["image_id"], id.as_str());
+    assert_eq!(task["result"], json!({"image_id": id}));
+    assert_eq!(
+        task["input"]["import_req"]["method"]["name"],
+        "glance-direct"
+    );
+    assert_eq!(task["input"]["backend"], json!([null]));
+    assert!(task["expires_at"].is_string(), "{task}");
+
+    // What was published, in order: the task's steps (never its input) and the
+    // image's, naming the store.
+    let log = s.dir.path().join("notifications.jsonl");
+    let mut events: Vec<Value> = Vec::new();
+    for _ in 0..200 {
+        events = std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        if events.iter().any(|e| e["event_type"] == "task.success") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let kinds: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e["event_type"].as_str())
+        .filter(|k| {
+            k.starts_with("task.")
+                || matches!(*k, "image.prepare" | "image.upload" | "image.activate")
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "task.create",
+            "task.run",
+            "task.processing",
+            "image.prepare",
+            "image.upload",
+            "image.activate",
+            "task.success"
+        ],
+        "{events:?}"
+    );
+    for e in &events {
+        if e["event_type"]
+            .as_str()
+            .is_some_and(|k| k.starts_with("task."))
+        {
+            assert!(e["payload"].get("input").is_none(), "{e}");
+            assert_eq!(e["payload"]["id"], task["id"]);
+        }
+        if e["event_type"] == "image.prepare" {
+            assert_eq!(e["payload"]["status"], "importing", "{e}");
+            assert_eq!(
+                e["payload"]["os_glance_importing_to_stores"],
+                json!(["file"])
+            );
+        }
+        if e["event_type"] == "image.upload" {
+            assert_eq!(e["payload"]["backend"], "file");
+        }
+        if e["event_type"] == "task.success" {
+            assert_eq!(e["payload"]["result"], json!({"image_id": id}));
+            assert!(e["payload"]["expires_at"].is_string(), "{e}");
+        }
+        // Where the staged data was is never published.
+        assert!(!e.to_string().contains("os_glance_stage_uri"), "{e}");
+    }
 }
 
 #[tokio::test]

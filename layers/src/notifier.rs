@@ -110,7 +110,12 @@ pub fn image_payload(image: &Image) -> Value {
         "virtual_size": image.virtual_size,
         "is_public": image.visibility == crate::Visibility::Public,
         "visibility": image.visibility.as_str(),
-        "properties": image.properties,
+        // The staging location is the service's own business (see `render`).
+        "properties": image
+            .properties
+            .iter()
+            .filter(|(k, _)| k.as_str() != crate::import::records::STAGED_AT)
+            .collect::<std::collections::BTreeMap<_, _>>(),
         "tags": image.tags,
         "deleted": false,
         "deleted_at": null,

@@ -386,7 +386,7 @@ impl ImportRecords for ImageCore {
         Ok(())
     }
 
-    async fn finish_import(&self, job: &ImportJob, outcome: ImportOutcome) -> Result<()> {
+    async fn finish_import(&self, job: &ImportJob, outcome: ImportOutcome) -> Result<Task> {
         let requeue = !job.is_copy() && outcome != ImportOutcome::Success;
         let result = serde_json::json!({"image_id": job.image.id});
         let change = match &outcome {
@@ -405,6 +405,7 @@ impl ImportRecords for ImageCore {
                 expires_at: Some(super::now() + self.task_ttl),
             },
         };
+        let at = super::now();
         let ended = self
             .repo
             .finish_import(
@@ -413,14 +414,20 @@ impl ImportRecords for ImageCore {
                 (&job.lease.id, self.leases.boot_id()),
                 requeue,
                 &change,
-                super::now(),
+                at,
             )
             .await?;
         self.leases.let_go(&job.lease.id);
         if !ended {
             tracing::warn!(image = %job.image.id, task = %job.task.id, "import was taken back by recovery before it ended");
         }
-        Ok(())
+        let mut task = job.task.clone();
+        task.status = change.to;
+        task.message = change.message.to_string();
+        task.result = change.result.cloned();
+        task.expires_at = change.expires_at;
+        task.updated_at = at;
+        Ok(task)
     }
 
     async fn move_task(

@@ -24,7 +24,7 @@ impl ImportEvents {
         }
     }
 
-    /// `task.<event>` for the task as it is now.
+    /// `task.<event>` for the task, now in `status` with `message`.
     pub(super) fn task(&self, event: &str, task: &Task, status: TaskStatus, message: &str) {
         let time = |t: Option<chrono::DateTime<chrono::Utc>>| {
             t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))

@@ -31,13 +31,19 @@ pub(super) async fn run(settings: Arc<Settings>, job: ImportJob) {
             ImportOutcome::Failure(failure_message(&e))
         }
     };
-    match &outcome {
-        ImportOutcome::Success => events.task("success", &job.task, TaskStatus::Success, ""),
-        ImportOutcome::Failure(m) => events.task("failure", &job.task, TaskStatus::Failure, m),
-    }
-    if let Err(e) = settings.records.finish_import(&job, outcome).await {
-        tracing::warn!(image = %job.image.id, task = %job.task.id, error = %e, "import end left to recovery");
-        settings.records.forget(&job.lease);
+    match settings.records.finish_import(&job, outcome).await {
+        Ok(task) => {
+            let event = if task.status == TaskStatus::Success {
+                "success"
+            } else {
+                "failure"
+            };
+            events.task(event, &task, task.status, &task.message);
+        }
+        Err(e) => {
+            tracing::warn!(image = %job.image.id, task = %job.task.id, error = %e, "import end left to recovery");
+            settings.records.forget(&job.lease);
+        }
     }
 }
 
@@ -75,7 +81,8 @@ async fn write_all(s: &Settings, job: &ImportJob, source: &Source) -> Result<(),
     let count = job.stores.len();
     for (i, store_id) in job.stores.iter().enumerate() {
         let set_active = !active && (!job.all_stores_must_succeed || i + 1 == count);
-        s.events.image("prepare", &job.image, store_id);
+        s.events
+            .image("prepare", &importing(job, &job.stores[i..]), store_id);
         let attempt = write_one(s, job, source, store_id).await;
         let failed = match attempt {
             Ok((store, stored)) => {
@@ -119,6 +126,20 @@ async fn write_all(s: &Settings, job: &ImportJob, source: &Source) -> Result<(),
         (true, Some(e)) => Err(e),
         _ => Ok(()),
     }
+}
+
+/// The image as it is while `left` remain to be written (for `image.prepare`).
+fn importing(job: &ImportJob, left: &[String]) -> crate::Image {
+    let mut image = (*job.image).clone();
+    if !job.is_copy() {
+        image.status = ImageStatus::Importing;
+    }
+    let mut left = left.to_vec();
+    left.sort();
+    image
+        .properties
+        .insert(super::records::IMPORTING_TO_STORES.into(), left.join(","));
+    image
 }
 
 /// Removes what this import wrote before it failed. For a copy the records must

@@ -131,12 +131,12 @@ pub trait ImportRecords: UploadRecords {
     /// Ends the import: the task's outcome, the lock and the lease released, the
     /// progress list emptied. On failure an image that is not active goes back to
     /// `queued` without locations or staged data (the caller removed their data
-    /// first).
+    /// first). Answers the task as it ended.
     async fn finish_import(
         &self,
         job: &ImportJob,
         outcome: ImportOutcome,
-    ) -> Result<(), ImageError>;
+    ) -> Result<Task, ImageError>;
 
     /// The task's progress message ("Copied N MiB").
     async fn import_progress(&self, job: &ImportJob, message: &str);
