@@ -534,3 +534,52 @@ fn inspect_memory_is_bounded() {
     assert!(c.head.data().len() + TAIL_LEN <= MAX_CAPTURE);
     assert_eq!(inspector.bytes_seen(), 8 << 20);
 }
+
+/// qemu-img writes the grain directory in place; build the footer variant from its
+/// output: header says "at the end", then footer marker, footer, end-of-stream.
+#[test]
+fn inspect_vmdk_stream_optimized_footer() {
+    let Some((_, size, mut data)) = vmdk("streamOptimized") else {
+        return;
+    };
+    let mut footer = data[..512].to_vec();
+    data[56..64].copy_from_slice(&u64::MAX.to_le_bytes());
+    let mut marker = vec![0u8; 512];
+    marker[0..8].copy_from_slice(&1u64.to_le_bytes());
+    marker[12..16].copy_from_slice(&3u32.to_le_bytes());
+    let with_footer = |footer: &[u8], marker: &[u8]| {
+        let mut image = data.clone();
+        image.extend_from_slice(marker);
+        image.extend_from_slice(footer);
+        image.extend_from_slice(&[0u8; 512]);
+        image
+    };
+    let verdict = inspect(&with_footer(&footer, &marker));
+    let d = single(&verdict);
+    assert_eq!(d.safety_check(), Ok(()));
+    assert_eq!(d.virtual_size, size);
+
+    let mut bad_marker = marker.clone();
+    bad_marker[12] = 2;
+    let d = inspect(&with_footer(&footer, &bad_marker))
+        .matches
+        .remove(0);
+    assert_eq!(
+        d.failures,
+        vec![SafetyFailure::new("footer", "Footer marker is invalid")]
+    );
+
+    footer[36] ^= 1; // a different descriptor size
+    let d = inspect(&with_footer(&footer, &marker)).matches.remove(0);
+    assert_eq!(
+        d.failures[0].message,
+        "Footer specifies a different descriptor than header"
+    );
+    footer[36] ^= 1;
+    footer[56..64].copy_from_slice(&u64::MAX.to_le_bytes());
+    let d = inspect(&with_footer(&footer, &marker)).matches.remove(0);
+    assert_eq!(d.failures[0].message, "Footer indicates another footer");
+    // Without its end, the stream's tail is not a footer.
+    let d = inspect(&data).matches.remove(0);
+    assert_eq!(d.failures[0].check, "footer");
+}
