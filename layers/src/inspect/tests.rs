@@ -98,6 +98,19 @@ fn truncations_do_not_panic(data: &[u8], format: DiskFormat) {
     }
 }
 
+/// Every byte of the first 600 and of `more` set to 0xFF in turn: no panic, and a
+/// changed verdict for a safe image is still a verdict.
+fn mutations_do_not_panic(data: &[u8], more: std::ops::Range<usize>) {
+    let mut image = data.to_vec();
+    for at in (0..600).chain(more).filter(|&at| at < data.len()) {
+        let old = image[at];
+        image[at] = 0xFF;
+        let verdict = inspect_in(&image, 1 << 20);
+        let _ = decide(&verdict, "raw");
+        image[at] = old;
+    }
+}
+
 #[test]
 fn inspect_qcow2_safe_has_qemu_virtual_size() {
     let Some(qemu) = qemu_img() else { return };
@@ -120,6 +133,7 @@ fn inspect_qcow2_safe_has_qemu_virtual_size() {
         "Image disk_format vmdk does not match stream data qcow2"
     );
     truncations_do_not_panic(&data, DiskFormat::Qcow2);
+    mutations_do_not_panic(&data, 0..0);
 }
 
 #[test]
@@ -209,6 +223,7 @@ fn inspect_vmdk_sparse_and_stream_optimized_are_safe() {
         let allowed = check_format(&verdict, "vmdk", &only_sparse);
         assert_eq!(allowed.is_ok(), subformat == "monolithicSparse");
         truncations_do_not_panic(&data, DiskFormat::Vmdk);
+        mutations_do_not_panic(&data, 600..1200);
     }
 }
 
@@ -265,6 +280,9 @@ fn inspect_vhd_vhdx_vdi_have_qemu_virtual_size() {
         assert_eq!(d.safety_check(), Ok(()));
         assert!(decide(&verdict, format.name()).is_ok());
         truncations_do_not_panic(&data, format);
+        // The VHDX region table and metadata table are read from where they point.
+        mutations_do_not_panic(&data, 192 * 1024..192 * 1024 + 80);
+        mutations_do_not_panic(&data, (3 << 20)..(3 << 20) + 80);
     }
 }
 
