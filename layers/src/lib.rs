@@ -46,6 +46,7 @@ mod error;
 mod from_fn;
 pub mod image;
 pub mod import;
+pub mod inspect;
 pub mod location;
 pub mod middleware;
 pub mod notifier;
