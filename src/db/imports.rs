@@ -14,8 +14,8 @@ use sea_orm::{
 
 use super::entity::lease::{self, Column as LeaseColumn};
 use super::entity::{image, location, property};
-use super::leases::Lease;
-use super::repo::transition_on;
+use super::leases::{Lease, held_on, release_on};
+use super::repo::{insert_location, transition_on, with_data_attributes};
 use super::tasks::{TaskChange, insert_task_on, update_task_on};
 use super::{Repo, db_error, end_txn, to_micros};
 
@@ -46,21 +46,21 @@ impl Repo {
     /// longer held or the image left `uploading`.
     pub async fn finish_stage(
         &self,
-        lease: &Lease,
-        boot_id: &str,
+        (lease_id, boot_id): (&str, &str),
+        image_id: &str,
         size: u64,
         url: &str,
         at: chrono::DateTime<chrono::Utc>,
     ) -> Result<bool> {
         let txn = self.writer().begin().await.map_err(db_error)?;
         let outcome = async {
-            if !release_lease(&txn, &lease.id, boot_id).await? {
+            if !release_on(&txn, lease_id, boot_id).await? {
                 return Ok((false, false));
             }
             let res = image::Entity::update_many()
                 .col_expr(image::Column::Size, Expr::value(size as i64))
                 .col_expr(image::Column::UpdatedAt, Expr::value(to_micros(at)))
-                .filter(image::Column::Id.eq(&lease.image_id))
+                .filter(image::Column::Id.eq(image_id))
                 .filter(image::Column::Status.eq(ImageStatus::Uploading.as_str()))
                 .filter(image::Column::Deleted.eq(false))
                 .exec(&txn)
@@ -69,7 +69,7 @@ impl Repo {
             if res.rows_affected != 1 {
                 return Ok((false, false));
             }
-            set_property(&txn, &lease.image_id, STAGED_AT, url).await?;
+            set_property(&txn, image_id, STAGED_AT, url).await?;
             Ok((true, true))
         }
         .await;
@@ -183,7 +183,9 @@ impl Repo {
         let now = to_micros(at);
         let txn = self.writer().begin().await.map_err(db_error)?;
         let outcome = async {
-            if !holds_lock(&txn, image_id, task_id).await? || !holds_lease(&txn, lease).await? {
+            if !holds_lock(&txn, image_id, task_id).await?
+                || !held_on(&txn, lease.0, lease.1).await?
+            {
                 return Ok((false, false));
             }
             let stored = written.stored;
@@ -192,24 +194,7 @@ impl Repo {
                 .filter(image::Column::Id.eq(image_id))
                 .filter(image::Column::Deleted.eq(false));
             if written.first_data {
-                update = update
-                    .col_expr(image::Column::Size, Expr::value(stored.size as i64))
-                    .col_expr(
-                        image::Column::VirtualSize,
-                        Expr::value(written.virtual_size),
-                    )
-                    .col_expr(
-                        image::Column::Checksum,
-                        Expr::value(stored.checksum.clone()),
-                    )
-                    .col_expr(
-                        image::Column::OsHashAlgo,
-                        Expr::value(stored.os_hash_algo.clone()),
-                    )
-                    .col_expr(
-                        image::Column::OsHashValue,
-                        Expr::value(stored.os_hash_value.clone()),
-                    );
+                update = with_data_attributes(update, stored, written.virtual_size);
             }
             if written.activate {
                 update = update
@@ -222,19 +207,7 @@ impl Repo {
             if update.exec(&txn).await.map_err(db_error)?.rows_affected != 1 {
                 return Ok((false, false));
             }
-            location::Entity::insert(location::ActiveModel {
-                image_id: Set(image_id.to_string()),
-                url: Set(stored.location.url.clone()),
-                metadata: Set(
-                    serde_json::Value::Object(stored.location.metadata.clone()).to_string()
-                ),
-                status: Set("active".into()),
-                created_at: Set(now),
-                ..Default::default()
-            })
-            .exec_without_returning(&txn)
-            .await
-            .map_err(db_error)?;
+            insert_location(&txn, image_id, &stored.location, now).await?;
             move_store(&txn, image_id, written.store_id, None).await?;
             Ok((true, true))
         }
@@ -279,7 +252,7 @@ impl Repo {
     ) -> Result<bool> {
         let txn = self.writer().begin().await.map_err(db_error)?;
         let outcome = async {
-            if !release_lease(&txn, lease.0, lease.1).await? {
+            if !release_on(&txn, lease.0, lease.1).await? {
                 return Ok((false, false));
             }
             end_import(&txn, image_id, task_id, requeue, at).await?;
@@ -306,7 +279,7 @@ impl Repo {
         let now = chrono::Utc::now();
         let txn = self.writer().begin().await.map_err(db_error)?;
         let outcome = async {
-            if !release_lease(&txn, &claimed.id, token).await? {
+            if !release_on(&txn, &claimed.id, token).await? {
                 return Ok(((), false));
             }
             if let Some(task) = task {
@@ -324,17 +297,6 @@ impl Repo {
         }
         .await;
         end_txn(txn, outcome).await
-    }
-
-    /// The task holding an image's import lock, if one does.
-    pub async fn import_lock_of(&self, image_id: &str) -> Result<Option<String>> {
-        Ok(property::Entity::find()
-            .filter(property::Column::ImageId.eq(image_id))
-            .filter(property::Column::Name.eq(IMPORT_LOCK))
-            .one(self.writer())
-            .await
-            .map_err(db_error)?
-            .map(|p| p.value))
     }
 }
 
@@ -380,26 +342,6 @@ pub(crate) async fn end_import<C: ConnectionTrait>(
         touch_any(txn, image_id, at).await?;
     }
     Ok(())
-}
-
-async fn release_lease(txn: &DatabaseTransaction, id: &str, boot_id: &str) -> Result<bool> {
-    let res = lease::Entity::delete_many()
-        .filter(LeaseColumn::Id.eq(id))
-        .filter(LeaseColumn::BootId.eq(boot_id))
-        .exec(txn)
-        .await
-        .map_err(db_error)?;
-    Ok(res.rows_affected == 1)
-}
-
-async fn holds_lease(txn: &DatabaseTransaction, (id, boot_id): (&str, &str)) -> Result<bool> {
-    Ok(lease::Entity::find()
-        .filter(LeaseColumn::Id.eq(id))
-        .filter(LeaseColumn::BootId.eq(boot_id))
-        .one(txn)
-        .await
-        .map_err(db_error)?
-        .is_some())
 }
 
 async fn holds_lock(txn: &DatabaseTransaction, image_id: &str, task_id: &str) -> Result<bool> {

@@ -7,7 +7,10 @@ use std::collections::HashSet;
 
 use glance_layers::{ImageError, ImageStatus};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QuerySelect, TransactionTrait};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect,
+    TransactionTrait,
+};
 
 use super::entity::lease::{self, Column};
 use super::repo::transition_on;
@@ -78,16 +81,7 @@ impl Repo {
 
     /// Whether `(id, boot_id)` still holds its lease.
     pub async fn lease_held(&self, id: &str, boot_id: &str) -> Result<bool> {
-        let found = lease::Entity::find()
-            .select_only()
-            .column(Column::Id)
-            .filter(Column::Id.eq(id))
-            .filter(Column::BootId.eq(boot_id))
-            .into_tuple::<String>()
-            .one(self.writer())
-            .await
-            .map_err(db_error)?;
-        Ok(found.is_some())
+        held_on(self.writer(), id, boot_id).await
     }
 
     /// `saving → queued` for an upload that gave up, and its lease released, or
@@ -229,6 +223,36 @@ impl Repo {
         }
         Ok(found)
     }
+}
+
+/// Whether `(id, boot_id)` holds its lease, read on `conn` (a transaction's
+/// view, or the writer).
+pub(crate) async fn held_on<C: ConnectionTrait>(conn: &C, id: &str, boot_id: &str) -> Result<bool> {
+    let found = lease::Entity::find()
+        .select_only()
+        .column(Column::Id)
+        .filter(Column::Id.eq(id))
+        .filter(Column::BootId.eq(boot_id))
+        .into_tuple::<String>()
+        .one(conn)
+        .await
+        .map_err(db_error)?;
+    Ok(found.is_some())
+}
+
+/// Releases `(id, boot_id)`'s lease on `conn`; whether it was still held.
+pub(crate) async fn release_on<C: ConnectionTrait>(
+    conn: &C,
+    id: &str,
+    boot_id: &str,
+) -> Result<bool> {
+    let res = lease::Entity::delete_many()
+        .filter(Column::Id.eq(id))
+        .filter(Column::BootId.eq(boot_id))
+        .exec(conn)
+        .await
+        .map_err(db_error)?;
+    Ok(res.rows_affected == 1)
 }
 
 /// A new lease of `kind`, taken now by `(node_id, boot_id)` until `expires_at`.

@@ -354,35 +354,15 @@ impl Repo {
     ) -> Result<Finish> {
         let now = to_micros(at);
         let txn = self.writer.begin().await.map_err(db_error)?;
-        let released = super::entity::lease::Entity::delete_many()
-            .filter(super::entity::lease::Column::Id.eq(lease.0))
-            .filter(super::entity::lease::Column::BootId.eq(lease.1))
-            .exec(&txn)
-            .await
-            .map_err(db_error)?;
-        if released.rows_affected != 1 {
+        if !super::leases::release_on(&txn, lease.0, lease.1).await? {
             txn.rollback().await.map_err(db_error)?;
             return Ok(Finish::NotHeld);
         }
         let activate = || {
-            image::Entity::update_many()
+            with_data_attributes(image::Entity::update_many(), stored, virtual_size)
                 .col_expr(
                     image::Column::Status,
                     Expr::value(ImageStatus::Active.as_str()),
-                )
-                .col_expr(image::Column::Size, Expr::value(stored.size as i64))
-                .col_expr(image::Column::VirtualSize, Expr::value(virtual_size))
-                .col_expr(
-                    image::Column::Checksum,
-                    Expr::value(stored.checksum.clone()),
-                )
-                .col_expr(
-                    image::Column::OsHashAlgo,
-                    Expr::value(stored.os_hash_algo.clone()),
-                )
-                .col_expr(
-                    image::Column::OsHashValue,
-                    Expr::value(stored.os_hash_value.clone()),
                 )
                 .col_expr(image::Column::UpdatedAt, Expr::value(now))
                 .filter(image::Column::Id.eq(id))
@@ -404,17 +384,7 @@ impl Repo {
             txn.rollback().await.map_err(db_error)?;
             return Ok(Finish::NotHeld);
         };
-        location::Entity::insert(location::ActiveModel {
-            image_id: Set(id.to_string()),
-            url: Set(stored.location.url.clone()),
-            metadata: Set(serde_json::Value::Object(stored.location.metadata.clone()).to_string()),
-            status: Set("active".into()),
-            created_at: Set(now),
-            ..Default::default()
-        })
-        .exec_without_returning(&txn)
-        .await
-        .map_err(db_error)?;
+        insert_location(&txn, id, &stored.location, now).await?;
         txn.commit().await.map_err(db_error)?;
         Ok(finish)
     }
@@ -652,6 +622,50 @@ pub(crate) async fn transition_on<C: ConnectionTrait>(
         .await
         .map_err(db_error)?;
     Ok(res.rows_affected == 1)
+}
+
+/// Sets the attributes of an image's data (size, checksums) on `update`.
+pub(crate) fn with_data_attributes(
+    update: sea_orm::UpdateMany<image::Entity>,
+    stored: &StoredData,
+    virtual_size: Option<i64>,
+) -> sea_orm::UpdateMany<image::Entity> {
+    update
+        .col_expr(image::Column::Size, Expr::value(stored.size as i64))
+        .col_expr(image::Column::VirtualSize, Expr::value(virtual_size))
+        .col_expr(
+            image::Column::Checksum,
+            Expr::value(stored.checksum.clone()),
+        )
+        .col_expr(
+            image::Column::OsHashAlgo,
+            Expr::value(stored.os_hash_algo.clone()),
+        )
+        .col_expr(
+            image::Column::OsHashValue,
+            Expr::value(stored.os_hash_value.clone()),
+        )
+}
+
+/// Records an active location of an image's data.
+pub(crate) async fn insert_location<C: ConnectionTrait>(
+    conn: &C,
+    image_id: &str,
+    loc: &Location,
+    created_at: i64,
+) -> Result<()> {
+    location::Entity::insert(location::ActiveModel {
+        image_id: Set(image_id.to_string()),
+        url: Set(loc.url.clone()),
+        metadata: Set(serde_json::Value::Object(loc.metadata.clone()).to_string()),
+        status: Set("active".into()),
+        created_at: Set(created_at),
+        ..Default::default()
+    })
+    .exec_without_returning(conn)
+    .await
+    .map_err(db_error)?;
+    Ok(())
 }
 
 /// The number of rows `select` matches.

@@ -52,20 +52,6 @@ impl ImageCore {
         tracing::info!(image = %image_id, task = %task_id, status = %task.status, remaining = (expiry - age).num_seconds(), "image import lock held");
         Ok(None)
     }
-
-    /// Fails a task: `message` says why.
-    async fn fail_task(&self, task_id: &str, message: &str) -> Result<bool> {
-        self.repo
-            .update_task(
-                task_id,
-                &[TaskStatus::Pending, TaskStatus::Processing],
-                TaskStatus::Failure,
-                message,
-                None,
-                Some(super::now() + self.task_ttl),
-            )
-            .await
-    }
 }
 
 /// Glance's 409s for an import the image's status does not allow.
@@ -142,21 +128,15 @@ impl ImportRecords for ImageCore {
 
     async fn finish_stage(&self, lease: &UploadLease, staged: &StoredObject) -> Result<Image> {
         let at = super::now();
-        let row = crate::db::leases::Lease {
-            id: lease.id.clone(),
-            kind: STAGE.into(),
-            image_id: lease.image_id.clone(),
-            store_id: lease.store_id.clone(),
-            node_id: self.leases.node_id().into(),
-            boot_id: self.leases.boot_id().into(),
-            abandoned: false,
-            partial: None,
-            created_at: 0,
-            expires_at: 0,
-        };
         let done = self
             .repo
-            .finish_stage(&row, self.leases.boot_id(), staged.size, &staged.url, at)
+            .finish_stage(
+                (&lease.id, self.leases.boot_id()),
+                &lease.image_id,
+                staged.size,
+                &staged.url,
+                at,
+            )
             .await?;
         if !done {
             if self.repo.is_deleted(&lease.image_id).await? {
@@ -274,7 +254,9 @@ impl ImportRecords for ImageCore {
         }
         if let Some((holder, old)) = stale {
             if old.is_some() {
-                let _ = self.fail_task(&holder, "Expired lock preempted").await;
+                let _ = self
+                    .move_task(&holder, TaskStatus::Failure, "Expired lock preempted", None)
+                    .await;
             }
             tracing::warn!(image = %image_id, stale = %holder, task = %task.id, "took over a stale import lock");
         }

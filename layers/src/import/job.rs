@@ -147,17 +147,13 @@ fn importing(job: &ImportJob, left: &[String]) -> crate::Image {
 /// with the image's return to `queued`.
 async fn undo(s: &Settings, job: &ImportJob, written: &[(Arc<dyn Store>, String)]) {
     for (store, url) in written {
-        if job.is_copy() {
-            let current = (*job.image).clone();
-            let mut with_new = current;
-            with_new.locations.push(crate::image::Location {
-                url: url.clone(),
-                metadata: Default::default(),
-            });
-            if let Err(e) = s.records.remove_location(&with_new, url).await {
-                tracing::warn!(image = %job.image.id, %url, error = %e, "could not forget a copy's location; its data stays");
-                continue;
-            }
+        // The records read the location from the database: the image as the
+        // job found it (without this copy) is enough to name it.
+        if job.is_copy()
+            && let Err(e) = s.records.remove_location(&job.image, url).await
+        {
+            tracing::warn!(image = %job.image.id, %url, error = %e, "could not forget a copy's location; its data stays");
+            continue;
         }
         delete_data(store, url, job).await;
     }
