@@ -142,6 +142,7 @@ fn location() -> LocationLayer {
         StoreSet::single("file", Arc::new(MemoryStore::default())),
         HashAlgo::Sha512,
         Arc::new(NoUploads),
+        Default::default(),
     )
 }
 

@@ -173,9 +173,15 @@ impl AppBuilder {
                     web: Some(web),
                     runner: Runner::new(d.task_pool_threads),
                     events: ImportEvents::new(sink.clone(), &d.default_publisher_id),
+                    format: config.image_format.policy(),
                 })
             }))
-            .location(LocationLayer::new(stores, algo, records));
+            .location(LocationLayer::new(
+                stores,
+                algo,
+                records,
+                config.image_format.policy(),
+            ));
         for hook in self.hooks {
             stack = hook(stack);
         }

@@ -24,6 +24,8 @@ pub struct Config {
     pub oslo_limit: OsloLimitSection,
     pub task: TaskSection,
     pub image_import_opts: ImageImportSection,
+    /// What format inspection accepts (Glance's `[image_format]`).
+    pub image_format: ImageFormatSection,
     /// What `web-download` may fetch: Glance's options, and ours on top (see
     /// `crate::fetch`). By default every internal address is refused.
     pub import_filtering_opts: crate::fetch::ImportFilteringOptions,
@@ -240,6 +242,42 @@ impl Default for TaskSection {
         TaskSection {
             task_time_to_live: 48,
             work_dir: None,
+        }
+    }
+}
+
+/// Glance's `[image_format]`: how uploaded and imported data is checked against
+/// its `disk_format` (see `glance_layers::inspect`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImageFormatSection {
+    /// Refuse data whose detected format is not its `disk_format`.
+    pub require_image_format_match: bool,
+    /// GPT safety checks (`mbr`) that only warn.
+    #[serde(deserialize_with = "crate::fetch::options::list_or_csv")]
+    pub gpt_safety_checks_nonfatal: Vec<String>,
+    /// The VMDK `createType`s accepted.
+    #[serde(deserialize_with = "crate::fetch::options::list_or_csv")]
+    pub vmdk_allowed_types: Vec<String>,
+}
+
+impl Default for ImageFormatSection {
+    fn default() -> Self {
+        let policy = glance_layers::inspect::FormatPolicy::default();
+        ImageFormatSection {
+            require_image_format_match: policy.require_image_format_match,
+            gpt_safety_checks_nonfatal: policy.gpt_safety_checks_nonfatal,
+            vmdk_allowed_types: policy.vmdk_allowed_types,
+        }
+    }
+}
+
+impl ImageFormatSection {
+    pub fn policy(&self) -> glance_layers::inspect::FormatPolicy {
+        glance_layers::inspect::FormatPolicy {
+            require_image_format_match: self.require_image_format_match,
+            gpt_safety_checks_nonfatal: self.gpt_safety_checks_nonfatal.clone(),
+            vmdk_allowed_types: self.vmdk_allowed_types.clone(),
         }
     }
 }

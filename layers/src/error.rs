@@ -35,6 +35,11 @@ pub enum ImageError {
     /// name (`image_size_cap`, `image_count_total`, `image_property_quota`, ...).
     #[error("{message}")]
     QuotaExceeded { resource: String, message: String },
+    /// The image data is not what this cloud stores: its content does not match
+    /// its `disk_format`, or it fails that format's safety checks (Glance's
+    /// `InvalidImageData`; see [`crate::inspect`]).
+    #[error("{0}")]
+    InvalidImageData(String),
     /// The store has no room left for the data.
     #[error("{0}")]
     StoreFull(String),
@@ -110,6 +115,7 @@ impl ImageError {
             ImageError::Invalid(_) => "invalid",
             ImageError::Conflict(_) => "conflict",
             ImageError::QuotaExceeded { .. } => "quota_exceeded",
+            ImageError::InvalidImageData(_) => "invalid_image_data",
             ImageError::StoreFull(_) => "store_full",
             ImageError::StoreReadOnly(_) => "store_read_only",
             ImageError::Unsupported(_) => "unsupported",

@@ -43,6 +43,7 @@ fn status_of(err: &ImageError) -> StatusCode {
             StatusCode::PAYLOAD_TOO_LARGE
         }
         ImageError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+        ImageError::InvalidImageData(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ImageError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         ImageError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         // A variant added to the domain later is a 500 until it is mapped here.

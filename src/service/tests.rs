@@ -366,7 +366,12 @@ fn stack(core: &ImageCore, without: Without, sink: &MemorySink) -> BoxImageServi
                 records.clone(),
             )
         }))
-        .location(LocationLayer::new(stores, HashAlgo::Sha512, records))
+        .location(LocationLayer::new(
+            stores,
+            HashAlgo::Sha512,
+            records,
+            Default::default(),
+        ))
         .build(core.clone())
 }
 

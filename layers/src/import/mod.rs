@@ -91,6 +91,8 @@ pub struct Settings {
     pub web: Option<Arc<dyn WebSource>>,
     pub runner: Runner,
     pub events: ImportEvents,
+    /// `[image_format]`: what the data written to the stores must be.
+    pub format: crate::inspect::FormatPolicy,
 }
 
 /// Stages data, and starts imports that run in the background as tasks.

@@ -13,6 +13,7 @@ pub(crate) mod upload;
 use std::sync::Arc;
 
 use crate::image::Location;
+use crate::inspect::FormatPolicy;
 use crate::middleware::{Middleware, MiddlewareLayer, Next};
 use crate::store::StoreSet;
 use crate::uploads::UploadRecords;
@@ -24,17 +25,25 @@ pub struct Locations {
     stores: StoreSet,
     algo: HashAlgo,
     records: Arc<dyn UploadRecords>,
+    format: FormatPolicy,
 }
 
 /// The location layer.
 pub type LocationLayer = MiddlewareLayer<Locations>;
 
 impl MiddlewareLayer<Locations> {
-    pub fn new(stores: StoreSet, algo: HashAlgo, records: Arc<dyn UploadRecords>) -> Self {
+    /// `format` is what uploads of `bare` containers must be (see [`crate::inspect`]).
+    pub fn new(
+        stores: StoreSet,
+        algo: HashAlgo,
+        records: Arc<dyn UploadRecords>,
+        format: FormatPolicy,
+    ) -> Self {
         MiddlewareLayer::from_middleware(Locations {
             stores,
             algo,
             records,
+            format,
         })
     }
 }

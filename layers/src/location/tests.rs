@@ -165,7 +165,13 @@ impl tower::Service<ImageRequest> for Core {
 
 fn service(core: Core, store: Arc<FlakyStore>) -> impl ImageService {
     let records = Arc::new(core.clone());
-    LocationLayer::new(StoreSet::single("map", store), HashAlgo::Sha512, records).layer(core)
+    LocationLayer::new(
+        StoreSet::single("map", store),
+        HashAlgo::Sha512,
+        records,
+        Default::default(),
+    )
+    .layer(core)
 }
 
 fn upload(bytes: &'static [u8]) -> ImageRequest {
