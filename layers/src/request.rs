@@ -367,6 +367,8 @@ pub struct StoredData {
     pub checksum: String,
     pub os_hash_algo: String,
     pub os_hash_value: String,
+    /// What format inspection found the guest disk's size to be, if it did.
+    pub virtual_size: Option<u64>,
 }
 
 /// A page of images, in the requested order.

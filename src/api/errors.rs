@@ -100,6 +100,9 @@ pub fn error_response(
     };
     let mut resp = match www_authenticate {
         Some(_) if status == StatusCode::UNAUTHORIZED => keystone_unauthorized(),
+        _ if status == StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            unsupported_media_type(&explanation, request_headers)
+        }
         _ => webob_error(status, &explanation, request_headers),
     };
     if status == StatusCode::UNAUTHORIZED {
@@ -220,6 +223,50 @@ pub(super) fn webob_error_bare(
     webob_page(status, explanation, request_headers, true)
 }
 
+/// webob's 415, which Glance raises with `detail=`: its own sentence naming the
+/// request's media type, then the detail (a wrong `Content-Type`, or image data
+/// that format inspection refused).
+fn unsupported_media_type(detail: &str, request_headers: &HeaderMap) -> Response<ApiBody> {
+    let status = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+    let media_type = request_headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let sentence = format!("The request media type {media_type} is not supported by this server.");
+    let status_line = format!("{} {}", status.as_u16(), title(status));
+    let (content_type, body) = match negotiate(request_headers) {
+        Format::Html => (
+            "text/html; charset=UTF-8",
+            format!(
+                "<html>\n <head>\n  <title>{status_line}</title>\n </head>\n <body>\n  <h1>{status_line}</h1>\n  {}\n<br /><br />\n{}\n </body>\n</html>",
+                html_escape(&sentence),
+                html_escape(detail)
+            ),
+        ),
+        Format::Json => (
+            "application/json",
+            String::from_utf8(super::json::to_vec(&serde_json::json!({
+                "message": format!("{sentence}\n<br /><br />\n{detail}"),
+                "code": status_line,
+                "title": title(status),
+            })))
+            .unwrap_or_default(),
+        ),
+        Format::Plain => (
+            "text/plain; charset=UTF-8",
+            format!(
+                "{status_line}\n\n{sentence} \n\n {}",
+                detail.replace(['\n', '\r'], " ")
+            ),
+        ),
+    };
+    let mut resp = Response::new(full(body));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
 fn webob_page(
     status: StatusCode,
     explanation: &str,
@@ -283,6 +330,38 @@ mod tests {
             .to_string();
         let body = resp.into_body().collect().await.unwrap().to_bytes();
         (status, ct, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    /// Glance 33's answers to a qcow2 with a backing file, as its anchor gave them.
+    #[tokio::test]
+    async fn refused_image_data_is_webobs_415_with_detail() {
+        let render = |accept: Option<&'static str>| async move {
+            let mut h = HeaderMap::new();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            );
+            if let Some(a) = accept {
+                h.insert(header::ACCEPT, HeaderValue::from_static(a));
+            }
+            let err = ImageError::InvalidImageData("Image failed safety checks".into());
+            let resp = error_response(&ApiError::Image(err), &h, None);
+            assert_eq!(resp.status(), 415);
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            String::from_utf8(body.to_vec()).unwrap()
+        };
+        assert_eq!(
+            render(Some("*/*")).await,
+            "<html>\n <head>\n  <title>415 Unsupported Media Type</title>\n </head>\n <body>\n  <h1>415 Unsupported Media Type</h1>\n  The request media type application/octet-stream is not supported by this server.\n<br /><br />\nImage failed safety checks\n </body>\n</html>"
+        );
+        assert_eq!(
+            render(Some("application/json")).await,
+            r#"{"message": "The request media type application/octet-stream is not supported by this server.\n<br /><br />\nImage failed safety checks", "code": "415 Unsupported Media Type", "title": "Unsupported Media Type"}"#
+        );
+        assert_eq!(
+            render(None).await,
+            "415 Unsupported Media Type\n\nThe request media type application/octet-stream is not supported by this server. \n\n Image failed safety checks"
+        );
     }
 
     #[tokio::test]

@@ -203,6 +203,7 @@ async fn a_finished_upload_cannot_be_claimed_and_a_claimed_one_cannot_finish() {
         checksum: "c".into(),
         os_hash_algo: "sha512".into(),
         os_hash_value: "h".into(),
+        virtual_size: None,
     };
     assert_eq!(
         f.repo

@@ -330,8 +330,7 @@ impl ImportRecords for ImageCore {
         set_active: bool,
     ) -> Result<Image> {
         let first_data = !job.is_copy() && job.image.checksum.is_none();
-        let virtual_size = (job.image.disk_format.as_deref() == Some("raw") && stored.size > 0)
-            .then_some(stored.size as i64);
+        let virtual_size = stored.virtual_size.and_then(|n| i64::try_from(n).ok());
         let recorded = self
             .repo
             .import_stored(

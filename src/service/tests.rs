@@ -94,6 +94,7 @@ fn stored(url: &str) -> StoredData {
         checksum: "8d777f385d3dfec8815d20f7496026dc".into(),
         os_hash_algo: "sha512".into(),
         os_hash_value: "77c7ce9a5d86bb386d443bb96390faa1".into(),
+        virtual_size: Some(4),
     }
 }
 
@@ -125,7 +126,7 @@ async fn an_upload_goes_queued_saving_active_and_nothing_else_can_start_it() {
     assert_eq!(
         done.virtual_size,
         Some(4),
-        "raw data is its own virtual size"
+        "the virtual size inspection found is recorded"
     );
     // What finish answers is what the database now holds.
     let read = f

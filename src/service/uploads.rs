@@ -100,10 +100,7 @@ impl UploadRecords for ImageCore {
 
     async fn finish(&self, lease: &UploadLease, stored: &StoredData) -> Result<Image> {
         let id = lease.image_id.as_str();
-        // Raw data is its own virtual size; other formats need inspection, which is
-        // not built yet, so they get none (as Glance does when inspection fails).
-        let virtual_size = (lease.image.disk_format.as_deref() == Some("raw") && stored.size > 0)
-            .then_some(stored.size as i64);
+        let virtual_size = stored.virtual_size.and_then(|n| i64::try_from(n).ok());
         let now = super::now();
         let lease_ref = (lease.id.as_str(), self.leases.boot_id());
         let began = lease.image.updated_at;

@@ -15,6 +15,7 @@ use futures_util::StreamExt;
 
 use super::Settings;
 use super::records::{ImportJob, ImportOutcome, STAGED_AT, STAGING_STORE};
+use crate::inspect;
 use crate::location::digest::DigestingStream;
 use crate::location::upload::LeaseJournal;
 use crate::store::{Store, StoreError, Upload};
@@ -189,6 +190,9 @@ async fn write_one(
     let data = source.store.get(&source.url, None).await?;
     let (data, _progress) = Progress::watch(s, job, data);
     let (stream, digests) = DigestingStream::new(data, s.algo, source.size);
+    // A copy is checked again: the store it comes from may hold data written
+    // before this server inspected anything.
+    let (stream, format) = inspect::inspecting(stream.boxed(), &job.image, &s.format);
     let journal = LeaseJournal {
         records: s.records.as_ref(),
         lease: &job.lease,
@@ -198,7 +202,7 @@ async fn write_one(
         upload_id: &job.lease.id,
         journal: &journal,
     };
-    let object = store.put(&target, stream.boxed()).await?;
+    let object = store.put(&target, stream).await?;
     let Some(digests) = digests.wait().await else {
         delete_data(&store, &object.url, job).await;
         return Err(ImageError::internal(
@@ -228,6 +232,7 @@ async fn write_one(
             checksum: digests.md5,
             os_hash_algo: digests.algo.name().to_string(),
             os_hash_value: digests.multihash,
+            virtual_size: format.virtual_size(),
         },
     ))
 }

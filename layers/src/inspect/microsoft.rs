@@ -55,6 +55,11 @@ pub(crate) struct VhdxCapture {
 }
 
 impl VhdxCapture {
+    /// Bytes held.
+    pub(crate) fn held(&self) -> usize {
+        self.metadata.as_ref().map_or(0, Region::held) + self.vds.as_ref().map_or(0, Region::held)
+    }
+
     /// Called with every chunk after the head has been offered it.
     pub(crate) fn feed(&mut self, head: &Region, start: u64, chunk: &[u8]) {
         if self.broken || !head.data().starts_with(VHDX_MAGIC) {

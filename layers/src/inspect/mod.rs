@@ -59,6 +59,7 @@ mod luks;
 mod microsoft;
 mod qcow;
 mod region;
+mod stream;
 mod vdi;
 mod vmdk;
 
@@ -69,14 +70,16 @@ use std::fmt;
 
 pub use decide::{Accepted, FormatPolicy, check_format};
 use region::{Region, Tail};
+pub use stream::{FormatCheck, inspecting};
 
 /// How many leading bytes are kept: the VMDK descriptor (at 512, up to 1 MiB − 1)
 /// is the largest region at a fixed place; every other fixed region lies inside it.
 pub const HEAD_LEN: usize = vmdk::DESC_OFFSET + vmdk::DESC_MAX_SIZE;
 /// How many trailing bytes are kept: the streamOptimized VMDK footer and markers.
 pub const TAIL_LEN: usize = vmdk::FOOTER_LEN;
-/// An upper bound on everything the inspector holds at once.
-pub const MAX_CAPTURE: usize = HEAD_LEN + TAIL_LEN + microsoft::VHDX_CAPTURE;
+/// An upper bound on everything the inspector holds at once (the tail's buffer
+/// may grow to twice its length between trims).
+pub const MAX_CAPTURE: usize = HEAD_LEN + 2 * TAIL_LEN + microsoft::VHDX_CAPTURE;
 
 /// A disk format the inspector recognises (Glance's `disk_format` names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -253,6 +256,9 @@ pub(crate) struct Captured {
     pub(crate) tail: Tail,
     pub(crate) total: u64,
     pub(crate) vhdx: microsoft::VhdxCapture,
+    /// False while the stream may go on: checks of the stream's end (the VMDK
+    /// footer) then count as not done yet, not as failed.
+    pub(crate) at_end: bool,
 }
 
 impl Captured {
@@ -288,6 +294,7 @@ impl Inspector {
                 tail: Tail::new(TAIL_LEN),
                 total: 0,
                 vhdx: microsoft::VhdxCapture::default(),
+                at_end: false,
             },
         }
     }
@@ -309,8 +316,38 @@ impl Inspector {
         self.captured.total
     }
 
+    /// The number of bytes of the stream held now; never more than [`MAX_CAPTURE`].
+    pub fn bytes_held(&self) -> usize {
+        let c = &self.captured;
+        c.head.held() + c.tail.held() + c.vhdx.held()
+    }
+
     /// Ends the stream and runs every format's inspector over what was captured.
-    pub fn finish(self) -> Verdict {
+    pub fn finish(mut self) -> Verdict {
+        self.captured.at_end = true;
+        self.verdict()
+    }
+
+    /// The refusal that no further data can change, if the data seen so far
+    /// already settles one; `None` means "not yet known", not "accepted".
+    ///
+    /// Every format is recognised by bytes within the first [`HEAD_LEN`], so once
+    /// those are in, the set of matching formats is fixed; and the safety checks
+    /// of a match that is complete read only fixed regions. A match still waiting
+    /// for data (a VHDX table further on, a VMDK footer) defers the decision to
+    /// the end of the stream.
+    pub fn settled_refusal(&self, disk_format: &str, policy: &FormatPolicy) -> Option<String> {
+        if self.captured.total < HEAD_LEN as u64 {
+            return None;
+        }
+        let verdict = self.verdict();
+        if verdict.matches.iter().any(|d| !d.complete) {
+            return None;
+        }
+        check_format(&verdict, disk_format, policy).err()
+    }
+
+    fn verdict(&self) -> Verdict {
         let c = &self.captured;
         let probes: [fn(&Captured) -> Option<Detected>; 9] = [
             qcow::probe_qcow2,

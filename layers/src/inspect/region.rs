@@ -83,6 +83,11 @@ impl Region {
     pub(crate) fn offset(&self) -> u64 {
         self.offset
     }
+
+    /// Bytes held.
+    pub(crate) fn held(&self) -> usize {
+        self.data.len()
+    }
 }
 
 /// The last `len` bytes of the stream.
@@ -109,6 +114,11 @@ impl Tail {
             let excess = self.data.len() - self.len;
             self.data.drain(..excess);
         }
+    }
+
+    /// Bytes held: up to twice `len` between trims.
+    pub(crate) fn held(&self) -> usize {
+        self.data.len()
     }
 
     /// The last `len` bytes, or `None` when the stream was shorter than that.

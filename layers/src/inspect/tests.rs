@@ -60,6 +60,7 @@ fn inspect_in(data: &[u8], chunk: usize) -> Verdict {
         inspector.feed(piece);
     }
     assert!(inspector.captured.head.data().len() <= HEAD_LEN);
+    assert!(inspector.bytes_held() <= MAX_CAPTURE);
     inspector.finish()
 }
 
@@ -69,7 +70,51 @@ fn inspect(data: &[u8]) -> Verdict {
     for chunk in &CHUNKS[1..] {
         assert_eq!(inspect_in(data, *chunk), first, "chunk size {chunk}");
     }
+    settled_refusals_are_final(data);
     first
+}
+
+/// `data` followed by zeros, or by garbage, past the head: whatever
+/// `settled_refusal` says mid-stream is what the whole stream's verdict says, for
+/// every declared format and both values of `require_image_format_match`.
+fn settled_refusals_are_final(data: &[u8]) {
+    let policies = [
+        FormatPolicy::default(),
+        FormatPolicy {
+            require_image_format_match: false,
+            ..FormatPolicy::default()
+        },
+    ];
+    let declared: Vec<&str> = DiskFormat::ALL
+        .iter()
+        .map(|f| f.name())
+        .chain(["ami", "ploop"])
+        .collect();
+    let tails = [vec![0u8; HEAD_LEN + 4096], garbage(HEAD_LEN + 4096, 7)];
+    for tail in tails {
+        let mut stream = data.to_vec();
+        stream.extend_from_slice(&tail);
+        let mut inspector = Inspector::new();
+        let mut settled = Vec::new();
+        for piece in stream.chunks(65536) {
+            inspector.feed(piece);
+            for policy in &policies {
+                for format in &declared {
+                    if let Some(refusal) = inspector.settled_refusal(format, policy) {
+                        settled.push((policy.clone(), *format, refusal));
+                    }
+                }
+            }
+        }
+        let verdict = inspector.finish();
+        for (policy, format, refusal) in settled {
+            assert_eq!(
+                check_format(&verdict, format, &policy),
+                Err(refusal),
+                "declared {format}, {policy:?}"
+            );
+        }
+    }
 }
 
 fn single(verdict: &Verdict) -> &Detected {
@@ -548,8 +593,7 @@ fn inspect_memory_is_bounded() {
     for _ in 0..8 {
         inspector.feed(&chunk);
     }
-    let c = &inspector.captured;
-    assert!(c.head.data().len() + TAIL_LEN <= MAX_CAPTURE);
+    assert!(inspector.bytes_held() <= MAX_CAPTURE);
     assert_eq!(inspector.bytes_seen(), 8 << 20);
 }
 

@@ -126,6 +126,10 @@ pub(crate) fn probe(c: &Captured) -> Option<Detected> {
         None => d.fail("descriptor", "No descriptor found"),
     }
     if sparse.gd_offset == GD_AT_END {
+        if !c.at_end {
+            d.complete = false;
+            return Some(d);
+        }
         match c.tail.get() {
             Some(footer) => check_footer(&mut d, &sparse, footer),
             None => d.complete = false,

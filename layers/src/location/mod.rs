@@ -57,17 +57,7 @@ impl Middleware for Locations {
         let ImageRequest { ctx, op } = req;
         match op {
             Operation::Upload { id, data, store } => {
-                let records = self.records.clone();
-                upload::upload(
-                    &ctx,
-                    records,
-                    self.stores.clone(),
-                    self.algo,
-                    id,
-                    data,
-                    store,
-                )
-                .await
+                upload::upload(&ctx, self, id, data, store).await
             }
             Operation::Download { id, range } => {
                 let image = next

@@ -6,21 +6,23 @@ use std::sync::Arc;
 
 use futures_util::StreamExt;
 
-use super::digest::{DigestingStream, HashAlgo};
+use super::Locations;
+use super::digest::DigestingStream;
 use crate::image::Location;
-use crate::store::{PutJournal, Store, StoreError, StoreSet, Upload};
+use crate::inspect;
+use crate::store::{PutJournal, Store, StoreError, Upload};
 use crate::uploads::{UploadLease, UploadRecords};
 use crate::{ImageData, ImageError, ImageResponse, RequestContext, StoredData};
 
 pub(super) async fn upload(
     ctx: &RequestContext,
-    records: Arc<dyn UploadRecords>,
-    stores: StoreSet,
-    algo: HashAlgo,
+    layer: &Locations,
     id: String,
     data: ImageData,
     store_id: Option<String>,
 ) -> Result<ImageResponse, ImageError> {
+    let records = layer.records.clone();
+    let stores = &layer.stores;
     let store_id = store_id.unwrap_or_else(|| stores.default_id().to_string());
     let store = stores
         .get(&store_id)
@@ -39,7 +41,8 @@ pub(super) async fn upload(
         state: DataState::NotStored,
         store: store.clone(),
     };
-    let (stream, digests) = DigestingStream::new(data.stream, algo, data.expected_size);
+    let (stream, digests) = DigestingStream::new(data.stream, layer.algo, data.expected_size);
+    let (stream, format) = inspect::inspecting(stream.boxed(), &lease.image, &layer.format);
     let journal = LeaseJournal {
         records: records.as_ref(),
         lease: &lease,
@@ -49,7 +52,7 @@ pub(super) async fn upload(
         upload_id: &lease.id,
         journal: &journal,
     };
-    let stored = match store.put(&target, stream.boxed()).await {
+    let stored = match store.put(&target, stream).await {
         Ok(stored) => stored,
         Err(e) => {
             guard.abort().await;
@@ -74,6 +77,7 @@ pub(super) async fn upload(
         checksum: digests.md5,
         os_hash_algo: digests.algo.name().to_string(),
         os_hash_value: digests.multihash,
+        virtual_size: format.virtual_size(),
     };
     match records.finish(&lease, &stored).await {
         Ok(image) => {
