@@ -15,10 +15,10 @@
 //! Format errors (1, 2 and incompleteness) refuse the image only when
 //! `require_image_format_match` is set (the default); otherwise the image is
 //! accepted without a virtual size, and, as in Glance, a format mismatch then skips
-//! the safety checks. A detected VMDK must in addition have a `createType` listed
-//! in `vmdk_allowed_types` (Glance applies this when converting).
+//! the safety checks. `vmdk_allowed_types` is not part of this decision: Glance
+//! applies it only before converting ([`check_vmdk_type`]).
 
-use super::{DiskFormat, InspectError, Verdict};
+use super::{Detected, DiskFormat, InspectError, Verdict};
 
 /// Glance's `[image_format]` options that bear on the decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,20 +124,28 @@ pub fn check_format(
         Err(e) => return format_error(e.to_string()),
     }
 
-    if detected.format == DiskFormat::Vmdk {
-        let kind = detected.vmdk_create_type.as_deref().unwrap_or("");
-        if policy.vmdk_allowed_types.is_empty() {
-            return Err("Image is a VMDK, but no VMDK createType is specified".into());
-        }
-        if !policy
-            .vmdk_allowed_types
-            .iter()
-            .any(|t| t.eq_ignore_ascii_case(kind))
-        {
-            return Err("Invalid VMDK create-type specified".into());
-        }
-    }
-
     accepted.virtual_size = accepted.virtual_size.filter(|&size| size != 0);
     Ok(accepted)
+}
+
+/// `vmdk_allowed_types`, which Glance applies only before converting an image
+/// (the `image_conversion` import plugin), not on upload: a VMDK whose
+/// `createType` is not listed is refused. Other formats pass.
+pub fn check_vmdk_type(detected: &Detected, policy: &FormatPolicy) -> Result<(), String> {
+    if detected.format != DiskFormat::Vmdk {
+        return Ok(());
+    }
+    if policy.vmdk_allowed_types.is_empty() {
+        return Err("Image is a VMDK, but no VMDK createType is specified".into());
+    }
+    let kind = detected.vmdk_create_type.as_deref().unwrap_or("");
+    if policy
+        .vmdk_allowed_types
+        .iter()
+        .any(|t| t.eq_ignore_ascii_case(kind))
+    {
+        Ok(())
+    } else {
+        Err("Invalid VMDK create-type specified".into())
+    }
 }

@@ -68,7 +68,7 @@ mod tests;
 
 use std::fmt;
 
-pub use decide::{Accepted, FormatPolicy, check_format};
+pub use decide::{Accepted, FormatPolicy, check_format, check_vmdk_type};
 use region::{Region, Tail};
 pub use stream::{FormatCheck, inspecting};
 

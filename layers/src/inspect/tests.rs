@@ -265,8 +265,22 @@ fn inspect_vmdk_sparse_and_stream_optimized_are_safe() {
             vmdk_allowed_types: vec!["monolithicSparse".into()],
             ..FormatPolicy::default()
         };
-        let allowed = check_format(&verdict, "vmdk", &only_sparse);
-        assert_eq!(allowed.is_ok(), subformat == "monolithicSparse");
+        // Uploads do not look at vmdk_allowed_types (Glance's conversion does).
+        assert!(check_format(&verdict, "vmdk", &only_sparse).is_ok());
+        let allowed = check_vmdk_type(d, &only_sparse);
+        assert_eq!(
+            allowed.is_ok(),
+            subformat == "monolithicSparse",
+            "{allowed:?}"
+        );
+        let none = FormatPolicy {
+            vmdk_allowed_types: Vec::new(),
+            ..FormatPolicy::default()
+        };
+        assert_eq!(
+            check_vmdk_type(d, &none),
+            Err("Image is a VMDK, but no VMDK createType is specified".into())
+        );
         truncations_do_not_panic(&data, DiskFormat::Vmdk);
         mutations_do_not_panic(&data, 600..1200);
     }
