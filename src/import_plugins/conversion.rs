@@ -10,7 +10,10 @@
 //! 2. `qemu-img info -f <disk_format>` under limits (see [`super::qemu`]) must
 //!    agree on the format and show no backing file, no `data-file`, and for
 //!    VMDK a `create-type` in `vmdk_allowed_types`.
-//! 3. Data already in the output format stays. Otherwise `qemu-img convert`
+//! 3. Raw output longer than `image_size_cap` (its virtual size) is refused
+//!    before it is written (ours: a small qcow2 can claim a huge disk, and
+//!    the cap holds for what is imported as it does for uploads).
+//!    Data already in the output format stays. Otherwise `qemu-img convert`
 //!    writes the import's temporary file, which the inspector must find in the
 //!    output format before it replaces the staged data; the image's
 //!    `disk_format` becomes the output format and its `container_format`
@@ -33,14 +36,22 @@ pub struct ImageConversion {
     staging: Arc<FileStore>,
     output: OutputFormat,
     policy: FormatPolicy,
+    /// `image_size_cap`.
+    size_cap: u64,
 }
 
 impl ImageConversion {
-    pub fn new(staging: Arc<FileStore>, output: OutputFormat, policy: FormatPolicy) -> Self {
+    pub fn new(
+        staging: Arc<FileStore>,
+        output: OutputFormat,
+        policy: FormatPolicy,
+        size_cap: u64,
+    ) -> Self {
         ImageConversion {
             staging,
             output,
             policy,
+            size_cap,
         }
     }
 }
@@ -74,6 +85,9 @@ impl ImportPlugin for ImageConversion {
 
         let info = qemu::info(&src, claimed).await.map_err(qemu_error)?;
         check_info(&info, claimed, &self.policy)?;
+        if self.output == OutputFormat::Raw {
+            raw_fits(&info, self.size_cap)?;
+        }
         if claimed == target {
             tracing::debug!(image = %image.id, "already in the output format; not converted");
             return Ok(PluginOutcome::default());
@@ -206,6 +220,22 @@ fn check_info(
     Ok(())
 }
 
+/// Ours on top of Glance: raw output is as long as the virtual size, so a
+/// small qcow2 claiming a huge disk is refused before it is written out.
+fn raw_fits(info: &serde_json::Value, cap: u64) -> Result<(), ImageError> {
+    let virtual_size = info
+        .get("virtual-size")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0);
+    if cap > 0 && virtual_size > cap {
+        return Err(ImageError::quota_exceeded(
+            "image_size_cap",
+            "Image exceeds the storage quota: The provided image is too large.",
+        ));
+    }
+    Ok(())
+}
+
 fn qemu_error(e: QemuError) -> ImageError {
     match e {
         QemuError::Spawn { .. } => {
@@ -256,6 +286,17 @@ mod tests {
         let null_data_file = json!({"format": "qcow2",
             "format-specific": {"data": {"data-file": null}}});
         assert!(check_info(&null_data_file, "qcow2", &p).is_ok());
+    }
+
+    #[test]
+    fn raw_output_longer_than_the_size_cap_is_refused_before_it_is_written() {
+        let info = json!({"format": "qcow2", "virtual-size": 2u64 << 30});
+        assert!(raw_fits(&info, 2 << 30).is_ok());
+        assert!(raw_fits(&info, 0).is_ok());
+        assert!(matches!(
+            raw_fits(&info, 1 << 30),
+            Err(ImageError::QuotaExceeded { ref resource, .. }) if resource == "image_size_cap"
+        ));
     }
 
     #[test]

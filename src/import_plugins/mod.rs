@@ -51,6 +51,7 @@ pub fn build(config: &Config, staging: &Arc<FileStore>) -> Result<Plugins, Strin
                     staging.clone(),
                     config.image_conversion.output_format,
                     config.image_format.policy(),
+                    config.default.image_size_cap,
                 ))
             }
             "image_decompression" => Arc::new(ImageDecompression::new(
