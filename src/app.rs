@@ -148,6 +148,7 @@ impl AppBuilder {
         // layer is given.
         let records = Arc::new(core.clone());
         let import_methods = parts::imports(&config)?;
+        let import_plugins = parts::import_plugins(&config, &staging)?;
         let web = Arc::new(
             crate::fetch::WebFetcher::new(&config.import_filtering_opts)
                 .map_err(StartError::Config)?,
@@ -174,6 +175,7 @@ impl AppBuilder {
                     runner: Runner::new(d.task_pool_threads),
                     events: ImportEvents::new(sink.clone(), &d.default_publisher_id),
                     format: config.image_format.policy(),
+                    plugins: import_plugins,
                 })
             }))
             .location(LocationLayer::new(

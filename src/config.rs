@@ -24,6 +24,10 @@ pub struct Config {
     pub oslo_limit: OsloLimitSection,
     pub task: TaskSection,
     pub image_import_opts: ImageImportSection,
+    /// The `image_conversion` import plugin's options.
+    pub image_conversion: ImageConversionSection,
+    /// The `inject_image_metadata` import plugin's options.
+    pub inject_metadata_properties: InjectMetadataSection,
     /// What format inspection accepts (Glance's `[image_format]`).
     pub image_format: ImageFormatSection,
     /// What `web-download` may fetch: Glance's options, and ours on top (see
@@ -286,8 +290,9 @@ impl ImageFormatSection {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ImageImportSection {
-    /// Glance's import plugins; none is built, so any listed here stops the
-    /// service from starting rather than being silently skipped.
+    /// Glance's import plugins, run in this order (see `crate::import_plugins`);
+    /// a name not built here stops the service from starting rather than being
+    /// silently skipped.
     #[serde(deserialize_with = "crate::fetch::options::list_or_csv")]
     pub image_import_plugins: Vec<String>,
     /// Stores written at once by one import; only 1 (Glance's default) is
@@ -301,6 +306,107 @@ impl Default for ImageImportSection {
             image_import_plugins: Vec::new(),
             max_parallel_stores: 1,
         }
+    }
+}
+
+/// Glance's `[image_conversion]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImageConversionSection {
+    /// What `image_conversion` converts imported data to.
+    pub output_format: OutputFormat,
+}
+
+/// The formats `image_conversion` may produce (Glance's choices).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    #[default]
+    Raw,
+    Qcow2,
+    Vmdk,
+}
+
+impl OutputFormat {
+    /// The `disk_format` (and `qemu-img` format) name.
+    pub fn name(self) -> &'static str {
+        match self {
+            OutputFormat::Raw => "raw",
+            OutputFormat::Qcow2 => "qcow2",
+            OutputFormat::Vmdk => "vmdk",
+        }
+    }
+}
+
+/// Glance's `[inject_metadata_properties]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct InjectMetadataSection {
+    /// The properties added to imported images: a table, or glance-api.conf's
+    /// `key1:value1,key2:value2`.
+    #[serde(deserialize_with = "dict_or_pairs")]
+    pub inject: std::collections::BTreeMap<String, String>,
+    /// Importers with one of these roles get no properties injected.
+    #[serde(deserialize_with = "crate::fetch::options::list_or_csv")]
+    pub ignore_user_roles: Vec<String>,
+}
+
+impl Default for InjectMetadataSection {
+    fn default() -> Self {
+        InjectMetadataSection {
+            inject: Default::default(),
+            ignore_user_roles: vec!["admin".into()],
+        }
+    }
+}
+
+/// oslo.config's `DictOpt` as a TOML table of scalars or as its string form,
+/// `k1:v1,k2:v2` (each pair split at its first colon, both sides trimmed).
+fn dict_or_pairs<'de, D>(
+    deserializer: D,
+) -> Result<std::collections::BTreeMap<String, String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::Error;
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        Text(String),
+        Int(i64),
+        Float(f64),
+        Bool(bool),
+    }
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        Pairs(String),
+        Table(std::collections::BTreeMap<String, Scalar>),
+    }
+    match Form::deserialize(deserializer)? {
+        Form::Table(table) => Ok(table
+            .into_iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    Scalar::Text(s) => s,
+                    Scalar::Int(n) => n.to_string(),
+                    Scalar::Float(n) => n.to_string(),
+                    Scalar::Bool(b) => b.to_string(),
+                };
+                (k, v)
+            })
+            .collect()),
+        Form::Pairs(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| match pair.split_once(':') {
+                Some((k, v)) => Ok((k.trim().to_string(), v.trim().to_string())),
+                None => Err(D::Error::custom(format!(
+                    "{pair:?} is not a key:value pair"
+                ))),
+            })
+            .collect(),
     }
 }
 
@@ -757,5 +863,48 @@ mod tests {
         let file = dir.path().join("bad.toml");
         std::fs::write(&file, "[DEFAULT]\nbindd = \"x\"\n").unwrap();
         assert!(Config::load(Some(&file), Vec::new(), &Overrides::default()).is_err());
+    }
+
+    #[test]
+    fn plugin_options_in_toml_and_in_glance_api_conf_form() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("glance.toml");
+        std::fs::write(
+            &file,
+            "[image_import_opts]\nimage_import_plugins = \"image_decompression, image_conversion\"\n[image_conversion]\noutput_format = \"qcow2\"\n[inject_metadata_properties]\ninject = { a = \"1\", b = 2 }\nignore_user_roles = \"admin, reader\"\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&file), Vec::new(), &Overrides::default()).unwrap();
+        assert_eq!(
+            c.image_import_opts.image_import_plugins,
+            ["image_decompression", "image_conversion"]
+        );
+        assert_eq!(c.image_conversion.output_format, OutputFormat::Qcow2);
+        let inject = &c.inject_metadata_properties;
+        assert_eq!(inject.inject["a"], "1");
+        assert_eq!(inject.inject["b"], "2");
+        assert_eq!(inject.ignore_user_roles, ["admin", "reader"]);
+
+        let env = vec![(
+            "GLANCE__INJECT_METADATA_PROPERTIES__INJECT".to_string(),
+            "hw_vif_model: virtio, owner_note:x:y".to_string(),
+        )];
+        let c = Config::load(None, env, &Overrides::default()).unwrap();
+        let inject = &c.inject_metadata_properties;
+        assert_eq!(inject.inject["hw_vif_model"], "virtio");
+        assert_eq!(inject.inject["owner_note"], "x:y");
+        assert_eq!(inject.ignore_user_roles, ["admin"]);
+        assert_eq!(c.image_conversion.output_format, OutputFormat::Raw);
+
+        for bad in [
+            "[image_conversion]\noutput_format = \"vhd\"\n",
+            "[inject_metadata_properties]\ninject = \"novalue\"\n",
+        ] {
+            std::fs::write(&file, bad).unwrap();
+            assert!(
+                Config::load(Some(&file), Vec::new(), &Overrides::default()).is_err(),
+                "{bad}"
+            );
+        }
     }
 }

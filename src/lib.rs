@@ -9,6 +9,7 @@ pub mod config;
 pub mod db;
 pub mod fetch;
 pub mod http;
+pub mod import_plugins;
 pub mod keystone;
 pub mod notify;
 pub mod recovery;

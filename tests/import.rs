@@ -1,7 +1,7 @@
 //! Interoperable image import against the real server: staging, the four
 //! checks Glance makes before an import starts, glance-direct and copy-image to
-//! one and several stores, two nodes sharing staging, and what a failed or
-//! deleted import leaves behind (nothing).
+//! one and several stores, two nodes sharing staging, what a failed or
+//! deleted import leaves behind (nothing), and the import plugins.
 
 mod common;
 
@@ -773,4 +773,344 @@ async fn a_legacy_import_task_creates_and_fills_an_image() {
     assert_eq!(image["status"], "active");
     assert_eq!(image["name"], "legacy");
     assert_eq!(image["checksum"], md5_hex(&bytes));
+}
+
+// === import plugins ===
+
+const QEMU_IMG: &str = "/usr/bin/qemu-img";
+
+/// `qemu-img`, or `None` (after one visible line) when it is missing outside CI.
+fn qemu_img() -> Option<&'static str> {
+    if std::path::Path::new(QEMU_IMG).exists() {
+        return Some(QEMU_IMG);
+    }
+    let ci = std::env::var("CI").unwrap_or_default().to_ascii_lowercase();
+    if !ci.is_empty() && !["0", "false", "no", "off"].contains(&ci.as_str()) {
+        panic!("{QEMU_IMG} is required when CI is set");
+    }
+    println!("SKIPPED: {QEMU_IMG} not found");
+    None
+}
+
+fn qemu(qemu: &str, args: &[&str]) {
+    let out = std::process::Command::new(qemu)
+        .args(args)
+        .output()
+        .expect("run qemu-img");
+    assert!(
+        out.status.success(),
+        "qemu-img {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn plugins(names: &[&str]) -> impl FnOnce(&mut Config) {
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    move |c: &mut Config| c.image_import_opts.image_import_plugins = names
+}
+
+async fn import_task_message(api: &glance_testkit::http::Api, id: &str) -> String {
+    let tasks: Value = api
+        .get(&format!("/v2/images/{id}/tasks"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    tasks["tasks"][0]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+async fn download(api: &glance_testkit::http::Api, id: &str) -> Vec<u8> {
+    let r = api
+        .get(&format!("/v2/images/{id}/file"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.bytes().await.unwrap().to_vec()
+}
+
+async fn web_download(api: &glance_testkit::http::Api, id: &str, port: u16) {
+    let uri = format!("http://127.0.0.1:{port}/image");
+    let r = import(
+        api,
+        id,
+        json!({"method": {"name": "web-download", "uri": uri}}),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 202);
+}
+
+#[tokio::test]
+async fn image_conversion_turns_a_downloaded_qcow2_into_raw() {
+    let Some(qemu_img) = qemu_img() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    // Data in some clusters and holes between, so the qcow2 is sparse.
+    let mut raw = vec![0u8; 6 << 20];
+    raw[..1 << 20].copy_from_slice(&data(1 << 20));
+    raw[(4 << 20)..(4 << 20) + 4096].fill(0xa5);
+    let raw_path = dir.path().join("disk.raw");
+    std::fs::write(&raw_path, &raw).unwrap();
+    let qcow = dir.path().join("disk.qcow2");
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    qemu(
+        qemu_img,
+        &[
+            "convert",
+            "-f",
+            "raw",
+            "-O",
+            "qcow2",
+            &path(&raw_path),
+            &path(&qcow),
+        ],
+    );
+    let expected_path = dir.path().join("expected.raw");
+    qemu(
+        qemu_img,
+        &[
+            "convert",
+            "-f",
+            "qcow2",
+            "-O",
+            "raw",
+            &path(&qcow),
+            &path(&expected_path),
+        ],
+    );
+    let expected = std::fs::read(&expected_path).unwrap();
+    let qcow_bytes = std::fs::read(&qcow).unwrap();
+    assert_ne!(qcow_bytes.len(), expected.len());
+
+    let port = common::web::serve(qcow_bytes).await;
+    let s = common::start_with(
+        |c| {
+            allow_loopback(port)(c);
+            plugins(&["image_conversion"])(c);
+        },
+        |b| b,
+    )
+    .await;
+    let id = s.create(json!({"disk_format": "qcow2"})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    web_download(&s, &id, port).await;
+    let done = wait_for(&s, &id, |i| {
+        i["status"] == "active" || i["status"] == "queued"
+    })
+    .await;
+    assert_eq!(done["status"], "active", "{done}");
+    assert_eq!(done["disk_format"], "raw");
+    assert_eq!(done["container_format"], "bare");
+    assert_eq!(done["size"], expected.len());
+    // The stores were written as raw: a raw image's virtual size is its size.
+    assert_eq!(done["virtual_size"], expected.len());
+    assert_eq!(done["checksum"], md5_hex(&expected));
+    assert_eq!(download(&s, &id).await, expected);
+    assert!(files_in(&s.dir.path().join("staging")).is_empty());
+}
+
+#[tokio::test]
+async fn image_conversion_refuses_a_backing_file_and_a_claimed_format_that_is_not() {
+    let Some(qemu_img) = qemu_img() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base.raw");
+    std::fs::write(&base, data(1 << 20)).unwrap();
+    let child = dir.path().join("child.qcow2");
+    qemu(
+        qemu_img,
+        &[
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-b",
+            base.to_str().unwrap(),
+            "-F",
+            "raw",
+            child.to_str().unwrap(),
+        ],
+    );
+    let backed = std::fs::read(&child).unwrap();
+    let staging = |s: &common::TestServer| s.dir.path().join("staging");
+
+    let port = common::web::serve(backed).await;
+    let s = common::start_with(
+        |c| {
+            allow_loopback(port)(c);
+            plugins(&["image_conversion"])(c);
+        },
+        |b| b,
+    )
+    .await;
+    let id = s.create(json!({"disk_format": "qcow2"})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    web_download(&s, &id, port).await;
+    let done = wait_for(&s, &id, |i| i["status"] == "queued").await;
+    assert_eq!(done["disk_format"], "qcow2");
+    assert!(
+        done["size"].is_null() && done["checksum"].is_null(),
+        "{done}"
+    );
+    assert_eq!(
+        import_task_message(&s, &id).await,
+        "Image has disallowed configuration"
+    );
+    assert!(
+        files_in(&staging(&s)).is_empty(),
+        "{:?}",
+        files_in(&staging(&s))
+    );
+    assert!(files_in(&s.images_dir()).is_empty());
+
+    // Raw data claimed as qcow2, staged with glance-direct.
+    let id = s.create(json!({"disk_format": "qcow2"})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        stage(&s, &id, data(4096)).send().await.unwrap().status(),
+        204
+    );
+    let r = import(&s, &id, json!({"method": {"name": "glance-direct"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let done = wait_for(&s, &id, |i| i["status"] == "queued").await;
+    assert_eq!(done["disk_format"], "qcow2");
+    assert_eq!(import_task_message(&s, &id).await, "Image format mismatch");
+    assert!(files_in(&staging(&s)).is_empty());
+    assert!(files_in(&s.images_dir()).is_empty());
+}
+
+#[tokio::test]
+async fn image_decompression_unpacks_gzip_and_a_one_member_zip() {
+    use std::io::Write;
+    let original = data(3 << 20);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&original).unwrap();
+    let gz = gz.finish().unwrap();
+    let mut zipped = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    zipped
+        .start_file("disk.img", zip::write::SimpleFileOptions::default())
+        .unwrap();
+    zipped.write_all(&original).unwrap();
+    let zipped = zipped.finish().unwrap().into_inner();
+    let mut two = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for name in ["a", "b"] {
+        two.start_file(name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        two.write_all(b"x").unwrap();
+    }
+    let two = two.finish().unwrap().into_inner();
+
+    let s = common::start_with(plugins(&["image_decompression"]), |b| b).await;
+    for (what, packed) in [("gzip", gz), ("zip", zipped)] {
+        let id = s.create(json!({})).await["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(stage(&s, &id, packed).send().await.unwrap().status(), 204);
+        let r = import(&s, &id, json!({"method": {"name": "glance-direct"}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        let done = wait_for(&s, &id, |i| {
+            i["status"] == "active" || i["status"] == "queued"
+        })
+        .await;
+        assert_eq!(done["status"], "active", "{what}: {done}");
+        assert_eq!(done["size"], original.len(), "{what}");
+        assert_eq!(done["checksum"], md5_hex(&original), "{what}");
+        assert_eq!(download(&s, &id).await, original, "{what}");
+    }
+    let id = s.create(json!({})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(stage(&s, &id, two).send().await.unwrap().status(), 204);
+    let r = import(&s, &id, json!({"method": {"name": "glance-direct"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    wait_for(&s, &id, |i| i["status"] == "queued").await;
+    assert_eq!(
+        import_task_message(&s, &id).await,
+        "Archive contains more than one file."
+    );
+    assert!(files_in(&s.dir.path().join("staging")).is_empty());
+}
+
+#[tokio::test]
+async fn inject_image_metadata_unless_the_importer_has_an_ignored_role() {
+    // Without Keystone every caller has admin, member and reader.
+    for (ignored, injected) in [(vec!["observer"], true), (vec!["admin"], false)] {
+        let ignored: Vec<String> = ignored.into_iter().map(String::from).collect();
+        let s = common::start_with(
+            |c| {
+                plugins(&["no_op", "inject_image_metadata"])(c);
+                c.inject_metadata_properties.inject = BTreeMap::from([
+                    ("hw_vif_model".to_string(), "virtio".to_string()),
+                    ("os_glance_made_up".to_string(), "x".to_string()),
+                ]);
+                c.inject_metadata_properties.ignore_user_roles = ignored.clone();
+            },
+            |b| b,
+        )
+        .await;
+        let id = s.create(json!({})).await["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            stage(&s, &id, data(1000)).send().await.unwrap().status(),
+            204
+        );
+        let r = import(&s, &id, json!({"method": {"name": "glance-direct"}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        let done = wait_for(&s, &id, |i| {
+            i["status"] == "active" || i["status"] == "queued"
+        })
+        .await;
+        assert_eq!(done["status"], "active", "{done}");
+        if injected {
+            assert_eq!(done["hw_vif_model"], "virtio", "{ignored:?}: {done}");
+        } else {
+            assert!(done.get("hw_vif_model").is_none(), "{ignored:?}: {done}");
+        }
+        // Glance's reserved namespace is never injected into.
+        assert!(done.get("os_glance_made_up").is_none(), "{done}");
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_import_plugin_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.default.data_dir = dir.path().to_path_buf();
+    config.database.connection = Some(format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("g.sqlite").display()
+    ));
+    config.image_import_opts.image_import_plugins =
+        vec!["no_op".into(), "image_compression".into()];
+    match glance_api::app::AppBuilder::new(config).build().await {
+        Err(e) => assert!(e.to_string().contains("\"image_compression\""), "{e}"),
+        Ok(_) => panic!("started with an unknown import plugin"),
+    }
 }

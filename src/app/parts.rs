@@ -109,7 +109,7 @@ pub(super) fn www_authenticate(config: &Config) -> Option<String> {
 }
 
 /// The import methods to offer (`None`: import is off), after checking that
-/// each, and the `[image_import_opts]` asked for, is one this server has.
+/// each is one this server has (the plugins are checked by [`import_plugins`]).
 pub(super) fn imports(config: &Config) -> Result<Option<Vec<String>>, StartError> {
     let mut methods = Vec::new();
     for m in &config.default.enabled_import_methods {
@@ -128,11 +128,6 @@ pub(super) fn imports(config: &Config) -> Result<Option<Vec<String>>, StartError
         }
     }
     let opts = &config.image_import_opts;
-    if let Some(plugin) = opts.image_import_plugins.first() {
-        return Err(StartError::Config(format!(
-            "image_import_plugins: {plugin:?} is not supported; no import plugin is built"
-        )));
-    }
     if opts.max_parallel_stores > 1 {
         tracing::warn!(
             max_parallel_stores = opts.max_parallel_stores,
@@ -140,6 +135,15 @@ pub(super) fn imports(config: &Config) -> Result<Option<Vec<String>>, StartError
         );
     }
     Ok((!methods.is_empty()).then_some(methods))
+}
+
+/// `image_import_plugins`, in order; a name not built here stops the start,
+/// whether or not import is enabled, rather than being silently skipped.
+pub(super) fn import_plugins(
+    config: &Config,
+    staging: &Arc<crate::store::FileStore>,
+) -> Result<glance_layers::import::Plugins, StartError> {
+    crate::import_plugins::build(config, staging).map_err(StartError::Config)
 }
 
 /// `property_protection_file`, when set.

@@ -4,6 +4,7 @@
 //! makes taking it atomic): a step of an import whose lock was stolen or whose
 //! lease recovery took back changes nothing.
 
+use glance_layers::import::ImageChanges;
 use glance_layers::import::records::{FAILED_IMPORT, IMPORT_LOCK, IMPORTING_TO_STORES, STAGED_AT};
 use glance_layers::{ImageError, ImageStatus, StoredData, Task, TaskStatus};
 use sea_orm::sea_query::Expr;
@@ -209,6 +210,44 @@ impl Repo {
             }
             insert_location(&txn, image_id, &stored.location, now).await?;
             move_store(&txn, image_id, written.store_id, None).await?;
+            Ok((true, true))
+        }
+        .await;
+        end_txn(txn, outcome).await
+    }
+
+    /// Records what import plugins changed on an `importing` image: its formats
+    /// and added properties. `false` (nothing changed) when the import lost its
+    /// lock or the image left `importing`.
+    pub async fn import_amend(
+        &self,
+        image_id: &str,
+        task_id: &str,
+        changes: &ImageChanges,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool> {
+        let txn = self.writer().begin().await.map_err(db_error)?;
+        let outcome = async {
+            if !holds_lock(&txn, image_id, task_id).await? {
+                return Ok((false, false));
+            }
+            let mut update = image::Entity::update_many()
+                .col_expr(image::Column::UpdatedAt, Expr::value(to_micros(at)))
+                .filter(image::Column::Id.eq(image_id))
+                .filter(image::Column::Status.eq(ImageStatus::Importing.as_str()))
+                .filter(image::Column::Deleted.eq(false));
+            if let Some(f) = &changes.disk_format {
+                update = update.col_expr(image::Column::DiskFormat, Expr::value(f.as_str()));
+            }
+            if let Some(f) = &changes.container_format {
+                update = update.col_expr(image::Column::ContainerFormat, Expr::value(f.as_str()));
+            }
+            if update.exec(&txn).await.map_err(db_error)?.rows_affected != 1 {
+                return Ok((false, false));
+            }
+            for (name, value) in &changes.properties {
+                set_property(&txn, image_id, name, value).await?;
+            }
             Ok((true, true))
         }
         .await;

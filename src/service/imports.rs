@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use glance_layers::import::ImageChanges;
 use glance_layers::import::records::{
     FAILED_IMPORT, IMPORT_LOCK, IMPORTING_TO_STORES, ImportJob, ImportOutcome, ImportPlan,
     ImportRecords, STAGED_AT, STAGING_STORE,
@@ -354,6 +355,17 @@ impl ImportRecords for ImageCore {
             .get(&job.image.id)
             .await?
             .ok_or_else(|| ImageError::not_found(&job.image.id))
+    }
+
+    async fn import_amend(&self, job: &ImportJob, changes: &ImageChanges) -> Result<()> {
+        if !self
+            .repo
+            .import_amend(&job.image.id, &job.task.id, changes, super::now())
+            .await?
+        {
+            return Err(lost(job));
+        }
+        Ok(())
     }
 
     async fn import_store_failed(&self, job: &ImportJob, store_id: &str) -> Result<()> {

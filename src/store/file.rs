@@ -55,6 +55,23 @@ impl FileStore {
         Ok(found)
     }
 
+    /// The file behind a URL of this store, for tools that need a path (the
+    /// import plugins run `qemu-img` on staged data).
+    pub fn local_path(&self, url: &str) -> Result<PathBuf, StoreError> {
+        self.path_of(url)
+    }
+
+    /// The temporary name of `(image_id, upload_id)`'s data: a file there is
+    /// removed by recovery with the upload's lease.
+    pub fn scratch_path(&self, image_id: &str, upload_id: &str) -> Result<PathBuf, StoreError> {
+        if !plain_name(image_id) || !plain_name(upload_id) {
+            return Err(StoreError::Data(ImageError::Invalid(
+                "Invalid image id.".into(),
+            )));
+        }
+        Ok(self.temp_path(image_id, upload_id))
+    }
+
     fn url_of(&self, path: &Path) -> String {
         format!("file://{}", path.display())
     }

@@ -1,6 +1,6 @@
 //! One import task, in the background: find the data (staged, downloaded into
-//! staging, or an existing location), then write it to each target store in
-//! turn, hashed on the way as an upload is, recording each store as it lands.
+//! staging, or an existing location), run the import plugins on staged data,
+//! then write it to each target store in turn, hashed on the way as an upload is, recording each store as it lands.
 //!
 //! What Glance does, in our words: with `all_stores_must_succeed` (the default)
 //! the image goes `active` with the last store and any failure undoes the
@@ -49,6 +49,7 @@ pub(super) async fn run(settings: Arc<Settings>, job: ImportJob) {
 }
 
 /// Where the data is read from, for each store.
+#[derive(Clone)]
 struct Source {
     store: Arc<dyn Store>,
     url: String,
@@ -69,9 +70,29 @@ async fn execute(s: &Settings, job: &ImportJob) -> Result<(), ImageError> {
             return Err(e);
         }
     };
-    let result = write_all(s, job, &source).await;
+    let result = match with_plugins(s, job, source.clone()).await {
+        Ok((job, source)) => write_all(s, &job, &source).await,
+        Err(e) => Err(e),
+    };
     remove_staged(s, job, Some(&source)).await;
     result
+}
+
+/// Runs the import plugins on staged data (never on a copy's): the job goes on
+/// with the image as they changed it, and the data as they left it.
+async fn with_plugins(
+    s: &Settings,
+    job: &ImportJob,
+    mut source: Source,
+) -> Result<(ImportJob, Source), ImageError> {
+    if !source.staged || job.is_copy() {
+        return Ok((job.clone(), source));
+    }
+    let (job, replaced) = super::plugins::run_all(s, job, &source.url).await?;
+    if replaced {
+        source.size = Some(s.staging.size(&source.url).await?);
+    }
+    Ok((job, source))
 }
 
 /// Writes every target store; see the module docs for what a failure undoes.

@@ -56,6 +56,7 @@ pub struct ImportRequest {
 mod events;
 mod job;
 mod legacy;
+pub mod plugins;
 pub mod records;
 mod runner;
 pub mod source;
@@ -68,6 +69,7 @@ use crate::middleware::{Middleware, MiddlewareLayer, Next};
 use crate::store::{Store, StoreSet};
 use crate::{ImageError, ImageRequest, ImageResponse, ImageService, Operation, RequestContext};
 pub use events::ImportEvents;
+pub use plugins::{ImageChanges, ImportPlugin, PluginInput, PluginOutcome, Plugins};
 pub use records::{ImportJob, ImportOutcome, ImportPlan, ImportRecords};
 pub use runner::Runner;
 pub use source::WebSource;
@@ -93,6 +95,9 @@ pub struct Settings {
     pub events: ImportEvents,
     /// `[image_format]`: what the data written to the stores must be.
     pub format: crate::inspect::FormatPolicy,
+    /// `image_import_plugins`, in order: run on staged data before the stores
+    /// are written (not for copy-image).
+    pub plugins: Plugins,
 }
 
 /// Stages data, and starts imports that run in the background as tasks.

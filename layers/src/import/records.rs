@@ -125,6 +125,15 @@ pub trait ImportRecords: UploadRecords {
         set_active: bool,
     ) -> Result<Image, ImageError>;
 
+    /// Records what the import plugins changed on the image (its formats, added
+    /// properties) before its data is written. `Conflict` when the lock is no
+    /// longer the job's or the image is gone.
+    async fn import_amend(
+        &self,
+        job: &ImportJob,
+        changes: &super::plugins::ImageChanges,
+    ) -> Result<(), ImageError>;
+
     /// Moves `store_id` from the importing list to the failed list.
     async fn import_store_failed(&self, job: &ImportJob, store_id: &str) -> Result<(), ImageError>;
 
