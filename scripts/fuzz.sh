@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzz the parsers of untrusted input (fuzz/: JSON patch, list query, Range header,
-# policy rules) with cargo-fuzz for a bounded time each; any panic, overflow,
+# policy rules, disk image format inspection) with cargo-fuzz for a bounded time each; any panic, overflow,
 # stack overflow or hang fails with the input that caused it.
 #
 #   scripts/fuzz.sh [SECONDS_PER_TARGET]     (default 25)
