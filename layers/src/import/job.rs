@@ -88,6 +88,9 @@ async fn with_plugins(
     if !source.staged || job.is_copy() {
         return Ok((job.clone(), source));
     }
+    // A conversion can take long: the task keeps saying so, which also keeps
+    // its import lock from looking stale.
+    let _progress = Progress::report(s, job, || "Running import plugins".to_string());
     let (job, replaced) = super::plugins::run_all(s, job, &source.url).await?;
     if replaced {
         source.size = Some(s.staging.size(&source.url).await?);
@@ -387,6 +390,19 @@ impl Progress {
                 }
             })
             .boxed();
+        let progress = Progress::report(s, job, move || {
+            let mib = moved.load(std::sync::atomic::Ordering::Relaxed) >> 20;
+            format!("Copied {mib} MiB")
+        });
+        (data, progress)
+    }
+
+    /// Reports `message()` every few seconds until dropped.
+    fn report(
+        s: &Settings,
+        job: &ImportJob,
+        message: impl Fn() -> String + Send + 'static,
+    ) -> Progress {
         let records = s.records.clone();
         let job = job.clone();
         let ticker = tokio::spawn(async move {
@@ -394,13 +410,10 @@ impl Progress {
             tick.tick().await;
             loop {
                 tick.tick().await;
-                let mib = moved.load(std::sync::atomic::Ordering::Relaxed) >> 20;
-                records
-                    .import_progress(&job, &format!("Copied {mib} MiB"))
-                    .await;
+                records.import_progress(&job, &message()).await;
             }
         });
-        (data, Progress { ticker })
+        Progress { ticker }
     }
 }
 
