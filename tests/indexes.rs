@@ -75,7 +75,11 @@ fn expect(case: &str, backend: DbBackend) -> Expect {
     let mysql = backend == DbBackend::MySql;
     match case {
         "default" | "size_min=10GiB" => on(&["ix_images_deleted_created"]),
-        "visibility=public" => on(&["ix_images_visibility_created"]),
+        // One image in five is public: reading the newest first and skipping
+        // the others (about 125 rows for a page of 25) is as good as the
+        // visibility index, and MariaDB's sampled statistics (ANALYZE reads 20
+        // random pages) make it pick either from one run to the next.
+        "visibility=public" => on(&["ix_images_visibility_created", "ix_images_deleted_created"]),
         // Nine images in ten are active: reading the newest first and skipping
         // the others is as good as the status index.
         "status=active" => on(&["ix_images_status_created", "ix_images_deleted_created"]),
