@@ -28,6 +28,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::api::{Api, ApiBody, ApiConfig, REQUEST_ID, parse::PageLimits};
 use crate::config::Config;
+use crate::http::cors::CorsLayer;
 use crate::http::request_id::RequestIdLayer;
 use crate::recovery::{LeaseKeeper, NodeIdentity, Recovery};
 use crate::service::{ImageCore, ImageLimits};
@@ -203,7 +204,11 @@ impl AppBuilder {
                 import_methods: import_methods.unwrap_or_default(),
             },
         );
+        let cors = CorsLayer::from_config(&config.cors).map_err(StartError::Config)?;
         let http = ServiceBuilder::new()
+            // Outermost, as in Glance's pipelines: every answer, even a refusal
+            // before the API, carries the CORS headers.
+            .option_layer(cors)
             .layer(RequestIdLayer)
             .map_response(|r: Response<_>| r.map(|b: _| ApiBody::new(BodyExt::map_err(b, Into::into))))
             .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<Incoming>| {
