@@ -26,6 +26,7 @@ use tower::{Layer, ServiceBuilder, ServiceExt};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::api::render::{ImageView, StoreWeights};
 use crate::api::{Api, ApiBody, ApiConfig, REQUEST_ID, parse::PageLimits};
 use crate::config::Config;
 use crate::http::cors::CorsLayer;
@@ -118,6 +119,17 @@ impl AppBuilder {
         } else {
             Vec::new()
         };
+        // Glance weighs locations only with `enabled_backends`; else the first wins.
+        let image_view = ImageView {
+            direct_url: d.show_image_direct_url.then(|| {
+                StoreWeights(
+                    store_ids
+                        .iter()
+                        .map(|id| (id.clone(), stores.weight(id)))
+                        .collect(),
+                )
+            }),
+        };
         let sink = parts::event_sink(&config).await?;
         // Take back what a crash left before serving anyone, then keep sweeping.
         let recovery = Recovery::new(
@@ -202,6 +214,7 @@ impl AppBuilder {
                 store_ids,
                 www_authenticate: parts::www_authenticate(&config),
                 import_methods: import_methods.unwrap_or_default(),
+                image_view,
             },
         );
         let cors = CorsLayer::from_config(&config.cors).map_err(StartError::Config)?;

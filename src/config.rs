@@ -162,6 +162,9 @@ pub struct DefaultSection {
     /// Accepted so glance-api.conf carries over; unused: staged data is shared
     /// through the staging store, so no request is proxied to another node.
     pub worker_self_reference_url: Option<String>,
+    /// Show each image's best location (highest store weight first) as
+    /// `direct_url`. Locations can carry credentials, so it is off by default.
+    pub show_image_direct_url: bool,
 }
 
 impl Default for DefaultSection {
@@ -199,6 +202,7 @@ impl Default for DefaultSection {
             node_staging_uri: None,
             task_pool_threads: 16,
             worker_self_reference_url: None,
+            show_image_direct_url: false,
         }
     }
 }
