@@ -63,6 +63,9 @@ fn image(i: usize) -> Image {
     img
 }
 
+/// The default configuration's view: no `direct_url`.
+static VIEW: render::ImageView = render::ImageView { direct_url: None };
+
 /// The list body as the API assembles it (`ListBody` in `src/api/mod.rs`).
 #[derive(serde::Serialize)]
 struct Page<'a> {
@@ -74,7 +77,7 @@ struct Page<'a> {
 
 fn page_body(images: &[Image]) -> Page<'_> {
     Page {
-        images: images.iter().map(render::image).collect(),
+        images: images.iter().map(|i| render::image(i, &VIEW)).collect(),
         first: "/v2/images?limit=1000",
         schema: "/v2/schemas/images",
         next: images
@@ -101,13 +104,13 @@ fn stub_stack(one: Image, page: Vec<Image>) -> BoxImageService {
 fn render_json(c: &mut Criterion) {
     let one = image(0);
     let page: Vec<Image> = (0..PAGE).map(image).collect();
-    let bytes_one = json::to_vec(&render::image(&one)).len();
+    let bytes_one = json::to_vec(&render::image(&one, &VIEW)).len();
     let bytes_page = json::to_vec(&page_body(&page)).len();
 
     let mut group = c.benchmark_group("render");
     group.throughput(Throughput::Bytes(bytes_one as u64));
     group.bench_function("image", |b| {
-        b.iter(|| black_box(json::to_vec(&render::image(black_box(&one)))))
+        b.iter(|| black_box(json::to_vec(&render::image(black_box(&one), &VIEW))))
     });
     group.throughput(Throughput::Bytes(bytes_page as u64));
     group.bench_function("page_1000", |b| {

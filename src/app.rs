@@ -26,8 +26,10 @@ use tower::{Layer, ServiceBuilder, ServiceExt};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::api::render::{ImageView, StoreWeights};
 use crate::api::{Api, ApiBody, ApiConfig, REQUEST_ID, parse::PageLimits};
 use crate::config::Config;
+use crate::http::cors::CorsLayer;
 use crate::http::request_id::RequestIdLayer;
 use crate::recovery::{LeaseKeeper, NodeIdentity, Recovery};
 use crate::service::{ImageCore, ImageLimits};
@@ -117,6 +119,17 @@ impl AppBuilder {
         } else {
             Vec::new()
         };
+        // Glance weighs locations only with `enabled_backends`; else the first wins.
+        let image_view = ImageView {
+            direct_url: d.show_image_direct_url.then(|| {
+                StoreWeights(
+                    store_ids
+                        .iter()
+                        .map(|id| (id.clone(), stores.weight(id)))
+                        .collect(),
+                )
+            }),
+        };
         let sink = parts::event_sink(&config).await?;
         // Take back what a crash left before serving anyone, then keep sweeping.
         let recovery = Recovery::new(
@@ -201,9 +214,14 @@ impl AppBuilder {
                 store_ids,
                 www_authenticate: parts::www_authenticate(&config),
                 import_methods: import_methods.unwrap_or_default(),
+                image_view,
             },
         );
+        let cors = CorsLayer::from_config(&config.cors).map_err(StartError::Config)?;
         let http = ServiceBuilder::new()
+            // Outermost, as in Glance's pipelines: every answer, even a refusal
+            // before the API, carries the CORS headers.
+            .option_layer(cors)
             .layer(RequestIdLayer)
             .map_response(|r: Response<_>| r.map(|b: _| ApiBody::new(BodyExt::map_err(b, Into::into))))
             .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<Incoming>| {

@@ -33,6 +33,9 @@ pub struct Config {
     /// What `web-download` may fetch: Glance's options, and ours on top (see
     /// `crate::fetch`). By default every internal address is refused.
     pub import_filtering_opts: crate::fetch::ImportFilteringOptions,
+    /// Cross-origin requests from browsers (oslo.middleware's `[cors]`); off
+    /// until `allowed_origin` names an origin.
+    pub cors: CorsSection,
     /// One section per store named in `[DEFAULT] enabled_backends`; any other
     /// unknown section is refused when the service starts.
     #[serde(flatten)]
@@ -159,6 +162,9 @@ pub struct DefaultSection {
     /// Accepted so glance-api.conf carries over; unused: staged data is shared
     /// through the staging store, so no request is proxied to another node.
     pub worker_self_reference_url: Option<String>,
+    /// Show each image's best location (highest store weight first) as
+    /// `direct_url`. Locations can carry credentials, so it is off by default.
+    pub show_image_direct_url: bool,
 }
 
 impl Default for DefaultSection {
@@ -196,6 +202,7 @@ impl Default for DefaultSection {
             node_staging_uri: None,
             task_pool_threads: 16,
             worker_self_reference_url: None,
+            show_image_direct_url: false,
         }
     }
 }
@@ -282,6 +289,63 @@ impl ImageFormatSection {
             require_image_format_match: self.require_image_format_match,
             gpt_safety_checks_nonfatal: self.gpt_safety_checks_nonfatal.clone(),
             vmdk_allowed_types: self.vmdk_allowed_types.clone(),
+        }
+    }
+}
+
+/// oslo.middleware's `[cors]`, with the defaults Glance sets for it
+/// (`glance/common/config.py`, `set_cors_middleware_defaults`). Lists are TOML
+/// arrays or comma-separated strings, as glance-api.conf writes them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CorsSection {
+    /// Origins (`<scheme>://<host>[:<port>]`, compared exactly) allowed to
+    /// share responses; `*` allows any. Empty turns CORS off.
+    #[serde(deserialize_with = "crate::fetch::options::list_or_csv")]
+    pub allowed_origin: Vec<String>,
+    pub allow_credentials: bool,
+    /// Response headers a browser script may read.
+    #[serde(deserialize_with = "crate::fetch::options::list_or_csv")]
+    pub expose_headers: Vec<String>,
+    /// Seconds a browser may cache a preflight answer; 0 sends no `Max-Age`.
+    pub max_age: u64,
+    /// Methods a preflight may ask for (compared exactly, as oslo does).
+    #[serde(deserialize_with = "crate::fetch::options::list_or_csv")]
+    pub allow_methods: Vec<String>,
+    /// Request headers a preflight may ask for (any case), on top of the
+    /// simple headers every origin may send.
+    #[serde(deserialize_with = "crate::fetch::options::list_or_csv")]
+    pub allow_headers: Vec<String>,
+}
+
+impl Default for CorsSection {
+    fn default() -> Self {
+        let list = |items: &[&str]| items.iter().map(|s| s.to_string()).collect();
+        CorsSection {
+            allowed_origin: Vec::new(),
+            allow_credentials: true,
+            expose_headers: list(&[
+                "X-Image-Meta-Checksum",
+                "X-Auth-Token",
+                "X-Subject-Token",
+                "X-Service-Token",
+                "X-OpenStack-Request-ID",
+            ]),
+            max_age: 3600,
+            allow_methods: list(&["GET", "PUT", "POST", "DELETE", "PATCH"]),
+            allow_headers: list(&[
+                "Content-MD5",
+                "X-Image-Meta-Checksum",
+                "X-Storage-Token",
+                "Accept-Encoding",
+                "X-Auth-Token",
+                "X-Identity-Status",
+                "X-Roles",
+                "X-Service-Catalog",
+                "X-User-Id",
+                "X-Tenant-Id",
+                "X-OpenStack-Request-ID",
+            ]),
         }
     }
 }

@@ -26,7 +26,7 @@ pub(super) async fn list(
     };
     Ok(ok_json(
         StatusCode::OK,
-        &list_body(&page.images, &pairs, limit),
+        &list_body(&page.images, &pairs, limit, &api.config.image_view),
     ))
 }
 
@@ -41,7 +41,10 @@ pub(super) async fn create<B: RequestBody>(
         .call_stack(ctx, Operation::Create(new))
         .await?
         .into_image()?;
-    let mut resp = ok_json(StatusCode::CREATED, &render::image(&image));
+    let mut resp = ok_json(
+        StatusCode::CREATED,
+        &render::image(&image, &api.config.image_view),
+    );
     if let Ok(loc) = HeaderValue::from_str(&format!("{base}/v2/images/{}", image.id)) {
         resp.headers_mut().insert(header::LOCATION, loc);
     }
@@ -67,7 +70,10 @@ pub(super) async fn show(api: &Api, ctx: RequestContext, id: String) -> Result<R
         .call_stack(ctx, Operation::Get { id })
         .await?
         .into_image()?;
-    Ok(ok_json(StatusCode::OK, &render::image(&image)))
+    Ok(ok_json(
+        StatusCode::OK,
+        &render::image(&image, &api.config.image_view),
+    ))
 }
 
 pub(super) async fn update<B: RequestBody>(
@@ -93,7 +99,10 @@ pub(super) async fn update<B: RequestBody>(
         .call_stack(ctx, Operation::Update { id, changes })
         .await?
         .into_image()?;
-    Ok(ok_json(StatusCode::OK, &render::image(&image)))
+    Ok(ok_json(
+        StatusCode::OK,
+        &render::image(&image, &api.config.image_view),
+    ))
 }
 
 pub(super) async fn delete(
@@ -160,6 +169,7 @@ fn list_body<'a>(
     images: &'a [glance_layers::Image],
     pairs: &[(String, String)],
     limit: u64,
+    view: &'a render::ImageView,
 ) -> ListBody<'a> {
     let first = first_link("/v2/images", pairs);
     let next = images
@@ -170,7 +180,7 @@ fn list_body<'a>(
             format!("{first}{sep}marker={}", last.id)
         });
     ListBody {
-        images: images.iter().map(render::image).collect(),
+        images: images.iter().map(|i| render::image(i, view)).collect(),
         first,
         schema: "/v2/schemas/images",
         next,

@@ -69,6 +69,8 @@ pub struct ApiConfig {
     /// `enabled_import_methods`, for `/v2/info/import`, the
     /// `OpenStack-image-import-methods` header and the import body checks.
     pub import_methods: Vec<String>,
+    /// What configuration adds to every image shown (`direct_url`).
+    pub image_view: render::ImageView,
 }
 
 impl Default for ApiConfig {
@@ -84,6 +86,7 @@ impl Default for ApiConfig {
             store_ids: Vec::new(),
             www_authenticate: None,
             import_methods: Vec::new(),
+            image_view: render::ImageView::default(),
         }
     }
 }

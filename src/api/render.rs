@@ -11,14 +11,50 @@ pub fn isotime(t: DateTime<Utc>) -> String {
 }
 
 /// The image as `GET /v2/images/{id}` shows it: extra properties first, then every
-/// base attribute (null when unset), then the links, then `stores` once it has data.
+/// base attribute (null when unset), then `direct_url` when `view` asks for it,
+/// then the links, then `stores` once it has data.
 /// Written straight to the serializer: a list of 1000 images builds no `Value`s.
-pub fn image(img: &Image) -> ImageJson<'_> {
-    ImageJson(img)
+pub fn image<'a>(img: &'a Image, view: &'a ImageView) -> ImageJson<'a> {
+    ImageJson(img, view)
 }
 
 /// See [`image`].
-pub struct ImageJson<'a>(&'a Image);
+pub struct ImageJson<'a>(&'a Image, &'a ImageView);
+
+/// What the configuration adds to every image shown.
+#[derive(Debug, Clone, Default)]
+pub struct ImageView {
+    /// `show_image_direct_url`: `Some` shows it, choosing by these weights.
+    pub direct_url: Option<StoreWeights>,
+}
+
+/// Store weights by store id, as `[<store>] weight` sets them; empty without
+/// `enabled_backends`, where Glance does not sort and the first location wins.
+#[derive(Debug, Clone, Default)]
+pub struct StoreWeights(pub std::collections::BTreeMap<String, i64>);
+
+impl StoreWeights {
+    /// Glance's `sort_image_locations(..)[0]`: the location in the heaviest
+    /// store, the earliest of equals (its sort is stable); a location naming no
+    /// store, or a store not enabled, weighs 0.
+    pub fn best<'a>(&self, locations: &'a [glance_layers::image::Location]) -> Option<&'a str> {
+        let weight = |l: &glance_layers::image::Location| {
+            l.metadata
+                .get("store")
+                .and_then(Value::as_str)
+                .and_then(|id| self.0.get(id).copied())
+                .unwrap_or(0)
+        };
+        let mut best: Option<(&glance_layers::image::Location, i64)> = None;
+        for l in locations {
+            let w = weight(l);
+            if best.is_none_or(|(_, bw)| w > bw) {
+                best = Some((l, w));
+            }
+        }
+        best.map(|(l, _)| l.url.as_str())
+    }
+}
 
 /// Base attributes, which an extra property may not shadow.
 const BASE_KEYS: &[&str] = &[
@@ -41,6 +77,7 @@ const BASE_KEYS: &[&str] = &[
     "created_at",
     "updated_at",
     "tags",
+    "direct_url",
     "self",
     "file",
     "schema",
@@ -66,7 +103,7 @@ impl Serialize for Link<'_> {
 
 impl Serialize for ImageJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let img = self.0;
+        let ImageJson(img, view) = *self;
         let mut m = s.serialize_map(None)?;
         for (k, v) in &img.properties {
             if !BASE_KEYS.contains(&k.as_str()) && !HIDDEN_KEYS.contains(&k.as_str()) {
@@ -91,6 +128,13 @@ impl Serialize for ImageJson<'_> {
         m.serialize_entry("id", &img.id)?;
         m.serialize_entry("created_at", &isotime(img.created_at))?;
         m.serialize_entry("updated_at", &isotime(img.updated_at))?;
+        if let Some(url) = view
+            .direct_url
+            .as_ref()
+            .and_then(|w| w.best(&img.locations))
+        {
+            m.serialize_entry("direct_url", url)?;
+        }
         m.serialize_entry("tags", &img.tags)?;
         m.serialize_entry("self", &Link("/v2/images/", &img.id, ""))?;
         m.serialize_entry("file", &Link("/v2/images/", &img.id, "/file"))?;
@@ -185,7 +229,11 @@ mod tests {
             url: "file:///x".into(),
             metadata,
         });
-        let got = String::from_utf8(crate::api::json::to_vec(&image(&img))).unwrap();
+        let got = String::from_utf8(crate::api::json::to_vec(&image(
+            &img,
+            &ImageView::default(),
+        )))
+        .unwrap();
         assert_eq!(
             got,
             "{\"alpha\": \"2\", \"zeta\": \"1\", \"name\": \"cirros\", \"disk_format\": null, \
@@ -198,5 +246,33 @@ mod tests {
              \"self\": \"/v2/images/i1\", \"file\": \"/v2/images/i1/file\", \
              \"schema\": \"/v2/schemas/image\", \"stores\": \"fast\"}"
         );
+    }
+
+    #[test]
+    fn direct_url_is_the_heaviest_stores_location_and_the_first_of_equals() {
+        let at = |url: &str, store: Option<&str>| {
+            let mut metadata = Map::new();
+            if let Some(s) = store {
+                metadata.insert("store".into(), s.into());
+            }
+            Location {
+                url: url.into(),
+                metadata,
+            }
+        };
+        let weights = StoreWeights([("a".to_string(), 5), ("b".to_string(), 9)].into());
+        let locations = [
+            at("u1", Some("a")),
+            at("u2", Some("b")),
+            at("u3", Some("b")),
+            at("u4", None),
+        ];
+        assert_eq!(weights.best(&locations), Some("u2"));
+        // Unweighted (no `enabled_backends`): the first location.
+        assert_eq!(StoreWeights::default().best(&locations), Some("u1"));
+        // A store not enabled and no store at all both weigh 0, like Glance.
+        let unknown = [at("v1", Some("gone")), at("v2", None)];
+        assert_eq!(weights.best(&unknown), Some("v1"));
+        assert_eq!(weights.best(&[]), None);
     }
 }
