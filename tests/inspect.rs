@@ -48,6 +48,19 @@ fn create(dir: &Path, name: &str, format: &str, args: &[&str], size: &str) -> Ve
     std::fs::read(&path).unwrap()
 }
 
+/// A qcow2 of `size` whose backing file is a raw file next to it.
+fn with_backing_file(dir: &Path, size: &str) -> Vec<u8> {
+    let base = dir.join("base.raw");
+    std::fs::write(&base, [0u8; 512]).unwrap();
+    create(
+        dir,
+        "backed.qcow2",
+        "qcow2",
+        &["-b", base.to_str().unwrap(), "-F", "raw"],
+        size,
+    )
+}
+
 /// What `qemu-img info` says the virtual size of `data` in `format` is.
 fn qemu_virtual_size(dir: &Path, data: &[u8], format: &str) -> u64 {
     let path: PathBuf = dir.join(format!("probe.{format}"));
@@ -126,9 +139,6 @@ async fn unsafe_or_mismatched_images_are_refused_and_leave_nothing() {
     let Some(_) = qemu_img() else { return };
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let base = d.join("base.raw");
-    std::fs::write(&base, vec![1u8; 1 << 20]).unwrap();
-    let base_s = base.to_str().unwrap();
     let data_file = d.join("data.raw");
     let data_file_opt = format!("data_file={}", data_file.to_str().unwrap());
     let qcow2 = create(d, "plain.qcow2", "qcow2", &[], "16M");
@@ -139,7 +149,7 @@ async fn unsafe_or_mismatched_images_are_refused_and_leave_nothing() {
     let cases: Vec<(&str, Vec<u8>, &str, String)> = vec![
         (
             "qcow2 with a backing file",
-            create(d, "b.qcow2", "qcow2", &["-b", base_s, "-F", "raw"], "16M"),
+            with_backing_file(d, "16M"),
             "qcow2",
             safety.into(),
         ),
@@ -171,7 +181,7 @@ async fn unsafe_or_mismatched_images_are_refused_and_leave_nothing() {
         ),
         (
             "qcow2 with a backing file claimed raw",
-            create(d, "b2.qcow2", "qcow2", &["-b", base_s, "-F", "raw"], "16M"),
+            with_backing_file(d, "16M"),
             "raw",
             safety.into(),
         ),
@@ -299,15 +309,7 @@ async fn only_bare_containers_are_inspected_and_the_match_can_be_relaxed() {
     assert_eq!(image["status"], "active");
     assert_eq!(image["virtual_size"], Value::Null);
     // ...but a failed safety check never is.
-    let base = d.join("base.raw");
-    std::fs::write(&base, [0u8; 512]).unwrap();
-    let unsafe_qcow2 = create(
-        d,
-        "b.qcow2",
-        "qcow2",
-        &["-b", base.to_str().unwrap(), "-F", "raw"],
-        "16M",
-    );
+    let unsafe_qcow2 = with_backing_file(d, "16M");
     let (status, _, image) = upload(&s, "qcow2", unsafe_qcow2.clone()).await;
     assert_eq!(status, 415);
     assert_eq!(image["status"], "queued");
@@ -327,15 +329,7 @@ async fn a_large_refused_upload_stops_early_and_still_gets_its_415() {
     let Some(_) = qemu_img() else { return };
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let base = d.join("base.raw");
-    std::fs::write(&base, [0u8; 512]).unwrap();
-    let mut data = create(
-        d,
-        "b.qcow2",
-        "qcow2",
-        &["-b", base.to_str().unwrap(), "-F", "raw"],
-        "1G",
-    );
+    let mut data = with_backing_file(d, "1G");
     // Far more than the head that settles the refusal: the server stops writing
     // there, and the client, still sending, must nonetheless read the answer.
     data.resize(48 << 20, 0xAB);
@@ -355,15 +349,7 @@ async fn an_unsafe_image_fails_its_import() {
     let Some(_) = qemu_img() else { return };
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let base = d.join("base.raw");
-    std::fs::write(&base, [0u8; 512]).unwrap();
-    let unsafe_qcow2 = create(
-        d,
-        "b.qcow2",
-        "qcow2",
-        &["-b", base.to_str().unwrap(), "-F", "raw"],
-        "16M",
-    );
+    let unsafe_qcow2 = with_backing_file(d, "16M");
     let s = common::start().await;
     let image = s.create(json!({"disk_format": "qcow2"})).await;
     let id = image["id"].as_str().unwrap();

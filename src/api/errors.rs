@@ -227,44 +227,21 @@ pub(super) fn webob_error_bare(
 /// request's media type, then the detail (a wrong `Content-Type`, or image data
 /// that format inspection refused).
 fn unsupported_media_type(detail: &str, request_headers: &HeaderMap) -> Response<ApiBody> {
-    let status = StatusCode::UNSUPPORTED_MEDIA_TYPE;
     let media_type = request_headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let sentence = format!("The request media type {media_type} is not supported by this server.");
-    let status_line = format!("{} {}", status.as_u16(), title(status));
-    let (content_type, body) = match negotiate(request_headers) {
-        Format::Html => (
-            "text/html; charset=UTF-8",
-            format!(
-                "<html>\n <head>\n  <title>{status_line}</title>\n </head>\n <body>\n  <h1>{status_line}</h1>\n  {}\n<br /><br />\n{}\n </body>\n</html>",
-                html_escape(&sentence),
-                html_escape(detail)
-            ),
+    let text = PageText {
+        html: format!(
+            "{}\n<br /><br />\n{}",
+            html_escape(&sentence),
+            html_escape(detail)
         ),
-        Format::Json => (
-            "application/json",
-            String::from_utf8(super::json::to_vec(&serde_json::json!({
-                "message": format!("{sentence}\n<br /><br />\n{detail}"),
-                "code": status_line,
-                "title": title(status),
-            })))
-            .unwrap_or_default(),
-        ),
-        Format::Plain => (
-            "text/plain; charset=UTF-8",
-            format!(
-                "{status_line}\n\n{sentence} \n\n {}",
-                detail.replace(['\n', '\r'], " ")
-            ),
-        ),
+        message: format!("{sentence}\n<br /><br />\n{detail}"),
+        plain: format!("{sentence} \n\n {}", detail.replace(['\n', '\r'], " ")),
     };
-    let mut resp = Response::new(full(body));
-    *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    resp
+    render_page(StatusCode::UNSUPPORTED_MEDIA_TYPE, text, request_headers)
 }
 
 fn webob_page(
@@ -273,25 +250,49 @@ fn webob_page(
     request_headers: &HeaderMap,
     bare: bool,
 ) -> Response<ApiBody> {
-    let status_line = format!("{} {}", status.as_u16(), title(status));
     // The default template's breaks, as HTML and after webob strips the tags.
     let (breaks, plain_tail) = if bare {
         ("", "")
     } else {
         ("<br /><br />\n\n\n", "\n\n   ")
     };
+    let text = PageText {
+        html: format!("{}{breaks}", html_escape(explanation)),
+        message: format!("{explanation}{breaks}"),
+        plain: format!("{}{plain_tail}", explanation.replace(['\n', '\r'], " ")),
+    };
+    render_page(status, text, request_headers)
+}
+
+/// What an error page says, as each of webob's renderings shows it.
+struct PageText {
+    /// Inside `<body>` after the heading; already escaped.
+    html: String,
+    /// The JSON `message`.
+    message: String,
+    /// After the status line, tags stripped.
+    plain: String,
+}
+
+/// The page in the format the request's `Accept` asks for.
+fn render_page(
+    status: StatusCode,
+    text: PageText,
+    request_headers: &HeaderMap,
+) -> Response<ApiBody> {
+    let status_line = format!("{} {}", status.as_u16(), title(status));
     let (content_type, body) = match negotiate(request_headers) {
         Format::Html => (
             "text/html; charset=UTF-8",
             format!(
-                "<html>\n <head>\n  <title>{status_line}</title>\n </head>\n <body>\n  <h1>{status_line}</h1>\n  {}{breaks}\n </body>\n</html>",
-                html_escape(explanation)
+                "<html>\n <head>\n  <title>{status_line}</title>\n </head>\n <body>\n  <h1>{status_line}</h1>\n  {}\n </body>\n</html>",
+                text.html
             ),
         ),
         Format::Json => (
             "application/json",
             String::from_utf8(super::json::to_vec(&serde_json::json!({
-                "message": format!("{explanation}{breaks}"),
+                "message": text.message,
                 "code": status_line,
                 "title": title(status),
             })))
@@ -299,10 +300,7 @@ fn webob_page(
         ),
         Format::Plain => (
             "text/plain; charset=UTF-8",
-            format!(
-                "{status_line}\n\n{}{plain_tail}",
-                explanation.replace(['\n', '\r'], " ")
-            ),
+            format!("{status_line}\n\n{}", text.plain),
         ),
     };
     let mut resp = Response::new(full(body));
