@@ -64,7 +64,10 @@ fn image(i: usize) -> Image {
 }
 
 /// The default configuration's view: no `direct_url`.
-static VIEW: render::ImageView = render::ImageView { direct_url: None };
+static VIEW: render::ImageView = render::ImageView {
+    direct_url: None,
+    locations: false,
+};
 
 /// The list body as the API assembles it (`ListBody` in `src/api/mod.rs`).
 #[derive(serde::Serialize)]

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use glance_layers::auth::AuthLayer;
 use glance_layers::import::{ImportEvents, ImportLayer, Runner, Settings as ImportSettings};
-use glance_layers::location::LocationLayer;
+use glance_layers::location::{LocationLayer, LocationOptions};
 use glance_layers::notifier::NotifierLayer;
 use glance_layers::policy::{PolicyLayer, PolicyRules};
 use glance_layers::protection::PropertyProtectionLayer;
@@ -121,6 +121,7 @@ impl AppBuilder {
         };
         // Glance weighs locations only with `enabled_backends`; else the first wins.
         let image_view = ImageView {
+            locations: d.show_multiple_locations,
             direct_url: d.show_image_direct_url.then(|| {
                 StoreWeights(
                     store_ids
@@ -191,11 +192,16 @@ impl AppBuilder {
                     plugins: import_plugins,
                 })
             }))
-            .location(LocationLayer::new(
+            .location(LocationLayer::with_options(
                 stores,
                 algo,
                 records,
                 config.image_format.policy(),
+                LocationOptions {
+                    patch_locations: d.show_multiple_locations,
+                    quota: d.image_location_quota,
+                    multistore: d.enabled_backends.is_some(),
+                },
             ));
         for hook in self.hooks {
             stack = hook(stack);

@@ -60,6 +60,15 @@ pub struct BackendSection {
     pub s3_store_large_object_chunk_size: usize,
     /// Parts uploading at once.
     pub s3_store_thread_pools: usize,
+    // `http` stores: how HTTPS servers are trusted, and a proxy.
+    /// Accept any certificate from HTTPS servers (glance_store's default).
+    pub https_insecure: bool,
+    /// Trust only the CA certificates in this PEM file (with `https_insecure`
+    /// off).
+    pub https_ca_certificates_file: Option<PathBuf>,
+    /// A proxy for the http store's requests (`http://host:port`). glance_store
+    /// takes a `scheme:proxy` map; here one proxy serves both schemes.
+    pub http_proxy_information: Option<String>,
 }
 
 impl Default for BackendSection {
@@ -75,6 +84,9 @@ impl Default for BackendSection {
             s3_store_region_name: "us-east-1".into(),
             s3_store_large_object_chunk_size: 10,
             s3_store_thread_pools: 10,
+            https_insecure: true,
+            https_ca_certificates_file: None,
+            http_proxy_information: None,
         }
     }
 }
@@ -165,6 +177,16 @@ pub struct DefaultSection {
     /// Show each image's best location (highest store weight first) as
     /// `direct_url`. Locations can carry credentials, so it is off by default.
     pub show_image_direct_url: bool,
+    /// Glance's deprecated `show_multiple_locations`: images show `locations`,
+    /// and `PATCH` may add, replace and remove them.
+    pub show_multiple_locations: bool,
+    /// Most locations an image may have (`-1`: no limit).
+    pub image_location_quota: i64,
+    /// A location added by the location API is read whole to compute its
+    /// checksum and hash (and check them against `validation_data`).
+    pub do_secure_hash: bool,
+    /// Attempts at reading a location for its hash before giving up.
+    pub http_retries: u32,
 }
 
 impl Default for DefaultSection {
@@ -203,6 +225,10 @@ impl Default for DefaultSection {
             task_pool_threads: 16,
             worker_self_reference_url: None,
             show_image_direct_url: false,
+            show_multiple_locations: false,
+            image_location_quota: 10,
+            do_secure_hash: true,
+            http_retries: 3,
         }
     }
 }
@@ -505,6 +531,21 @@ pub struct StoreSection {
     pub filesystem_store_datadir: Option<PathBuf>,
     /// fsync each image and its directory before acknowledging the upload.
     pub filesystem_store_fsync: bool,
+    /// Without `enabled_backends`: the store types enabled, as glance_store's
+    /// `stores` (`file, http` by default). `http` adds the read-only http store,
+    /// which serves `http(s)://` locations.
+    #[serde(deserialize_with = "crate::fetch::options::list_or_csv")]
+    pub stores: Vec<String>,
+    // The http store's options without `enabled_backends` (with it, each http
+    // store's own section has them).
+    /// Accept any certificate from HTTPS servers (glance_store's default).
+    pub https_insecure: bool,
+    /// Trust only the CA certificates in this PEM file (with `https_insecure`
+    /// off).
+    pub https_ca_certificates_file: Option<PathBuf>,
+    /// A proxy for the http store's requests (`http://host:port`). glance_store
+    /// takes a `scheme:proxy` map; here one proxy serves both schemes.
+    pub http_proxy_information: Option<String>,
 }
 
 impl Default for StoreSection {
@@ -513,6 +554,10 @@ impl Default for StoreSection {
             default_backend: "file".into(),
             filesystem_store_datadir: None,
             filesystem_store_fsync: true,
+            stores: vec!["file".into(), "http".into()],
+            https_insecure: true,
+            https_ca_certificates_file: None,
+            http_proxy_information: None,
         }
     }
 }

@@ -64,4 +64,15 @@ pub trait UploadRecords: Send + Sync + 'static {
     /// Forgets one location of `image` (whose data the caller removes next) and
     /// answers the image without it; `NotFound` if it has no such location.
     async fn remove_location(&self, image: &Image, url: &str) -> Result<Image, ImageError>;
+
+    /// Saves `after`'s locations, status, size, checksum and hash over `before`'s,
+    /// if the image is still as `before` left it (same status, not updated
+    /// since); `Conflict` when it is not. For the location API and the legacy
+    /// `PATCH` of `/locations`; records that cannot do it answer `Unsupported`.
+    async fn save_locations(&self, before: &Image, after: &Image) -> Result<Image, ImageError> {
+        let _ = (before, after);
+        Err(ImageError::Unsupported(
+            "These image records cannot change locations.".into(),
+        ))
+    }
 }

@@ -26,6 +26,9 @@ pub struct ImageJson<'a>(&'a Image, &'a ImageView);
 pub struct ImageView {
     /// `show_image_direct_url`: `Some` shows it, choosing by these weights.
     pub direct_url: Option<StoreWeights>,
+    /// `show_multiple_locations`: every image shows `locations`, `[]` when it
+    /// has none.
+    pub locations: bool,
 }
 
 /// Store weights by store id, as `[<store>] weight` sets them; empty without
@@ -128,6 +131,9 @@ impl Serialize for ImageJson<'_> {
         m.serialize_entry("id", &img.id)?;
         m.serialize_entry("created_at", &isotime(img.created_at))?;
         m.serialize_entry("updated_at", &isotime(img.updated_at))?;
+        if view.locations {
+            m.serialize_entry("locations", &img.locations)?;
+        }
         if let Some(url) = view
             .direct_url
             .as_ref()

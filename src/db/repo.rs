@@ -402,6 +402,56 @@ impl Repo {
         Ok(res.rows_affected > 0)
     }
 
+    /// Replaces the image's locations with `after`'s, and saves the status, size,
+    /// checksum and hash that come with them, if the image is still in
+    /// `before`'s status and was not updated since. Returns whether it was.
+    pub async fn save_locations(&self, before: &Image, after: &Image) -> Result<bool> {
+        let txn = self.writer.begin().await.map_err(db_error)?;
+        let res = image::Entity::update_many()
+            .col_expr(image::Column::Status, Expr::value(after.status.as_str()))
+            .col_expr(image::Column::Size, Expr::value(after.size))
+            .col_expr(image::Column::Checksum, Expr::value(after.checksum.clone()))
+            .col_expr(
+                image::Column::OsHashAlgo,
+                Expr::value(after.os_hash_algo.clone()),
+            )
+            .col_expr(
+                image::Column::OsHashValue,
+                Expr::value(after.os_hash_value.clone()),
+            )
+            .col_expr(
+                image::Column::UpdatedAt,
+                Expr::value(to_micros(after.updated_at)),
+            )
+            .filter(image::Column::Id.eq(&before.id))
+            .filter(image::Column::Status.eq(before.status.as_str()))
+            .filter(image::Column::UpdatedAt.eq(to_micros(before.updated_at)))
+            .filter(image::Column::Deleted.eq(false))
+            .exec(&txn)
+            .await
+            .map_err(db_error)?;
+        if res.rows_affected != 1 {
+            txn.rollback().await.map_err(db_error)?;
+            return Ok(false);
+        }
+        if before.locations != after.locations {
+            // Written again in their new order (locations are read in id order).
+            location::Entity::update_many()
+                .col_expr(location::Column::Status, Expr::value("deleted"))
+                .filter(location::Column::ImageId.eq(&before.id))
+                .filter(location::Column::Status.eq("active"))
+                .exec(&txn)
+                .await
+                .map_err(db_error)?;
+            let at = to_micros(after.updated_at);
+            for loc in &after.locations {
+                insert_location(&txn, &before.id, loc, at).await?;
+            }
+        }
+        txn.commit().await.map_err(db_error)?;
+        Ok(true)
+    }
+
     /// Marks the image deleted if it is still in `from`; returns whether it was.
     /// `has_locations: false` (the caller read none) saves the statement that
     /// retires locations, and with it the transaction.

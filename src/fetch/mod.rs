@@ -28,8 +28,8 @@ use std::time::Duration;
 
 use glance_layers::import::WebSource;
 use glance_layers::{ImageData, ImageError};
-use reqwest::Url;
 use reqwest::header::LOCATION;
+use reqwest::{Method, Url};
 
 use filter::{Filter, Refused, Target};
 pub use options::ImportFilteringOptions;
@@ -44,6 +44,16 @@ pub struct WebFetcher {
     read_timeout: Duration,
     max_redirects: usize,
     proxy: Option<reqwest::Proxy>,
+    tls: Tls,
+}
+
+/// How HTTPS servers are trusted: the system's roots by default.
+#[derive(Clone, Default)]
+struct Tls {
+    /// Certificates of any issuer are accepted (glance_store's `https_insecure`).
+    insecure: bool,
+    /// Only these roots are trusted (`https_ca_certificates_file`).
+    roots: Option<Vec<reqwest::Certificate>>,
 }
 
 impl std::fmt::Debug for WebFetcher {
@@ -87,7 +97,34 @@ impl WebFetcher {
             read_timeout: Duration::from_secs(opts.read_timeout),
             max_redirects: opts.max_redirects,
             proxy,
+            tls: Tls::default(),
         })
+    }
+
+    /// The same fetcher trusting HTTPS servers as glance_store's http store
+    /// options say: any certificate with `insecure`, else only the roots in
+    /// `ca_file` when one is given, else the system's.
+    pub fn with_tls(
+        mut self,
+        insecure: bool,
+        ca_file: Option<&std::path::Path>,
+    ) -> Result<WebFetcher, String> {
+        let roots = ca_file
+            .map(|path| {
+                let pem = std::fs::read(path)
+                    .map_err(|e| format!("CA certificates {}: {e}", path.display()))?;
+                reqwest::Certificate::from_pem_bundle(&pem)
+                    .map_err(|e| format!("CA certificates {}: {e}", path.display()))
+            })
+            .transpose()?;
+        self.tls = Tls { insecure, roots };
+        Ok(self)
+    }
+
+    /// The same fetcher through `proxy` (`http://host:port`).
+    pub fn with_proxy(mut self, proxy: &str) -> Result<WebFetcher, String> {
+        self.proxy = Some(reqwest::Proxy::all(proxy).map_err(|e| format!("proxy {proxy:?}: {e}"))?);
+        Ok(self)
     }
 
     /// The same fetcher asking `resolver` for addresses (tests).
@@ -127,6 +164,11 @@ impl WebFetcher {
             .referer(false)
             .connect_timeout(self.connect_timeout)
             .pool_max_idle_per_host(0);
+        if self.tls.insecure {
+            builder = builder.tls_danger_accept_invalid_certs(true);
+        } else if let Some(roots) = &self.tls.roots {
+            builder = builder.tls_certs_only(roots.iter().cloned());
+        }
         builder = match &self.proxy {
             Some(proxy) => builder.proxy(proxy.clone()),
             None => builder.no_proxy().dns_resolver(NoResolver),
@@ -158,6 +200,39 @@ impl WebSource for WebFetcher {
         headers: &[(&str, &str)],
         max_bytes: u64,
     ) -> Result<ImageData, ImageError> {
+        let (response, shown) = self.send(Method::GET, uri, headers).await?;
+        let status = response.status();
+        if !status.is_success() {
+            let message = format!("{shown} answered {status}");
+            return Err(match status.is_server_error() {
+                true => ImageError::unavailable(message, None),
+                false => ImageError::Invalid(message),
+            });
+        }
+        let expected_size = response.content_length();
+        if let Some(size) = expected_size
+            && size > max_bytes
+        {
+            return Err(ImageError::Invalid(format!(
+                "{shown} announces {size} bytes, more than the {max_bytes} allowed"
+            )));
+        }
+        let stream = body::limited(response.bytes_stream(), max_bytes, self.read_timeout, shown);
+        Ok(ImageData::new(stream, expected_size))
+    }
+}
+
+impl WebFetcher {
+    /// Sends `method` to `uri` and follows redirects, up to `max_redirects`, each
+    /// target checked like the first; `headers` go only to the first URI's
+    /// origin. Returns the first answer that is not a redirect, whatever its
+    /// status, with the URI it came from as messages show it.
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        uri: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<(reqwest::Response, String), ImageError> {
         let mut current = uri.to_string();
         let mut origin = None;
         for _ in 0..=self.max_redirects {
@@ -168,7 +243,9 @@ impl WebSource for WebFetcher {
             let shown = shown(url.as_str());
             let origin = origin.get_or_insert_with(|| url.origin());
 
-            let mut request = self.client_for(&checked)?.get(url.clone());
+            let mut request = self
+                .client_for(&checked)?
+                .request(method.clone(), url.clone());
             if url.origin() == *origin {
                 for (name, value) in headers {
                     request = request.header(*name, *value);
@@ -213,30 +290,29 @@ impl WebSource for WebFetcher {
                 })?;
                 continue;
             }
-            if !status.is_success() {
-                let message = format!("{shown} answered {status}");
-                return Err(match status.is_server_error() {
-                    true => ImageError::unavailable(message, None),
-                    false => ImageError::Invalid(message),
-                });
-            }
-            let expected_size = response.content_length();
-            if let Some(size) = expected_size
-                && size > max_bytes
-            {
-                return Err(ImageError::Invalid(format!(
-                    "{shown} announces {size} bytes, more than the {max_bytes} allowed"
-                )));
-            }
-            let stream =
-                body::limited(response.bytes_stream(), max_bytes, self.read_timeout, shown);
-            return Ok(ImageData::new(stream, expected_size));
+            return Ok((response, shown));
         }
         Err(ImageError::Invalid(format!(
             "{} redirects more than {} times",
             shown(uri),
             self.max_redirects
         )))
+    }
+
+    /// The body of `response` as a stream that fails once the server stops
+    /// sending for `read_timeout`.
+    pub(crate) fn body(
+        &self,
+        response: reqwest::Response,
+        max_bytes: u64,
+        shown: String,
+    ) -> glance_layers::DataStream {
+        Box::pin(body::limited(
+            response.bytes_stream(),
+            max_bytes,
+            self.read_timeout,
+            shown,
+        ))
     }
 }
 

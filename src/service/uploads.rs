@@ -174,4 +174,16 @@ impl UploadRecords for ImageCore {
         image.locations.retain(|l| l.url != url);
         Ok(image)
     }
+
+    async fn save_locations(&self, before: &Image, after: &Image) -> Result<Image> {
+        let mut after = after.clone();
+        after.updated_at = super::now();
+        if !self.repo.save_locations(before, &after).await? {
+            return Err(ImageError::Conflict(format!(
+                "Image {} was changed by another request; try again.",
+                before.id
+            )));
+        }
+        Ok(after)
+    }
 }

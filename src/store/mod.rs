@@ -1,9 +1,11 @@
 //! Storage backends behind `glance_layers::store::Store`.
 
 mod file;
+mod http;
 mod s3;
 
 pub use file::FileStore;
+pub use http::HttpStore;
 // The memory store is part of the contract crate, so third parties can test with it.
 pub use glance_layers::store::MemoryStore;
 pub use s3::{S3Options, S3Store};
@@ -40,7 +42,43 @@ pub fn from_config(config: &Config) -> Result<StoreSet, String> {
         }
         let store =
             FileStore::new(config.store_dir(), fsync).map_err(|e| format!("file store: {e}"))?;
-        return Ok(StoreSet::single(default, Arc::new(store)));
+        let gs = &config.glance_store;
+        for kind in &gs.stores {
+            if !matches!(kind.as_str(), "file" | "http") {
+                return Err(format!(
+                    "[glance_store] stores: {kind:?} is not supported (file, http)"
+                ));
+            }
+        }
+        if !gs.stores.iter().any(|k| k == "http") {
+            return Ok(StoreSet::single(default, Arc::new(store)));
+        }
+        // The http store reads `http(s)://` locations beside the one file store
+        // that takes uploads; without `enabled_backends` stores are not named in
+        // requests, so its id is only internal.
+        let http = http_store(
+            config,
+            gs.https_insecure,
+            gs.https_ca_certificates_file.as_deref(),
+            gs.http_proxy_information.as_deref(),
+        )?;
+        let entry = |store: Arc<dyn glance_layers::store::Store>| StoreEntry {
+            store,
+            weight: 0,
+            description: None,
+        };
+        let http_id = if default == "http" {
+            "http-store"
+        } else {
+            "http"
+        };
+        return StoreSet::new(
+            default.clone(),
+            vec![
+                (default, entry(Arc::new(store))),
+                (http_id.to_string(), entry(Arc::new(http))),
+            ],
+        );
     };
     let mut stores = Vec::new();
     for item in enabled.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -72,9 +110,15 @@ pub fn from_config(config: &Config) -> Result<StoreSet, String> {
                     concurrency: section.s3_store_thread_pools.max(1),
                 })?)
             }
+            "http" => Arc::new(http_store(
+                config,
+                section.https_insecure,
+                section.https_ca_certificates_file.as_deref(),
+                section.http_proxy_information.as_deref(),
+            )?),
             other => {
                 return Err(format!(
-                    "store {id}: type {other:?} is not supported (file, s3)"
+                    "store {id}: type {other:?} is not supported (file, s3, http)"
                 ));
             }
         };
@@ -95,4 +139,23 @@ pub fn from_config(config: &Config) -> Result<StoreSet, String> {
         }
     }
     StoreSet::new(default, stores)
+}
+
+/// An http store: its requests follow `[import_filtering_opts]` and refuse the
+/// cloud's internal addresses, as web-download's do.
+fn http_store(
+    config: &Config,
+    insecure: bool,
+    ca_file: Option<&std::path::Path>,
+    proxy: Option<&str>,
+) -> Result<HttpStore, String> {
+    let mut fetcher = crate::fetch::WebFetcher::new(&config.import_filtering_opts)?
+        .with_tls(insecure, ca_file)
+        .map_err(|e| format!("http store: {e}"))?;
+    if let Some(proxy) = proxy {
+        fetcher = fetcher
+            .with_proxy(proxy)
+            .map_err(|e| format!("http store: {e}"))?;
+    }
+    Ok(HttpStore::new(Arc::new(fetcher)))
 }

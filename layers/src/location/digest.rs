@@ -32,6 +32,15 @@ impl HashAlgo {
         }
     }
 
+    /// Bytes in a digest.
+    pub fn digest_len(self) -> usize {
+        match self {
+            HashAlgo::Sha256 => 32,
+            HashAlgo::Sha384 => 48,
+            HashAlgo::Sha512 => 64,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             HashAlgo::Sha256 => "sha256",

@@ -7,6 +7,7 @@
 
 pub mod digest;
 mod download;
+mod legacy;
 mod replicas;
 pub(crate) mod upload;
 
@@ -26,6 +27,30 @@ pub struct Locations {
     algo: HashAlgo,
     records: Arc<dyn UploadRecords>,
     format: FormatPolicy,
+    options: LocationOptions,
+}
+
+/// How clients may change locations.
+#[derive(Debug, Clone)]
+pub struct LocationOptions {
+    /// Glance's `show_multiple_locations`: `PATCH` may change `/locations`.
+    pub patch_locations: bool,
+    /// `image_location_quota`: most locations an image may have; negative is
+    /// no limit.
+    pub quota: i64,
+    /// Whether stores are named (`enabled_backends`): only then does a new
+    /// location carry its store's id.
+    pub multistore: bool,
+}
+
+impl Default for LocationOptions {
+    fn default() -> Self {
+        LocationOptions {
+            patch_locations: false,
+            quota: 10,
+            multistore: false,
+        }
+    }
 }
 
 /// The location layer.
@@ -39,11 +64,23 @@ impl MiddlewareLayer<Locations> {
         records: Arc<dyn UploadRecords>,
         format: FormatPolicy,
     ) -> Self {
+        Self::with_options(stores, algo, records, format, LocationOptions::default())
+    }
+
+    /// As [`Self::new`], with `options` for changing locations.
+    pub fn with_options(
+        stores: StoreSet,
+        algo: HashAlgo,
+        records: Arc<dyn UploadRecords>,
+        format: FormatPolicy,
+        options: LocationOptions,
+    ) -> Self {
         MiddlewareLayer::from_middleware(Locations {
             stores,
             algo,
             records,
             format,
+            options,
         })
     }
 }
@@ -72,6 +109,11 @@ impl Middleware for Locations {
             Operation::DeleteFromStore { id, store_id } => {
                 replicas::delete_from_store(next, &*self.records, &self.stores, ctx, id, store_id)
                     .await
+            }
+            Operation::Update { id, changes }
+                if self.options.patch_locations && changes.iter().any(|c| c.key == "locations") =>
+            {
+                legacy::update(self, next, ctx, id, changes).await
             }
             Operation::StoresInfo { detail } => Ok(ImageResponse::Stores(self.describe(detail))),
             op => next.run(ImageRequest::new(ctx, op)).await,

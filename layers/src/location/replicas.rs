@@ -16,7 +16,9 @@ pub(super) async fn delete<S: ImageService>(
 ) -> Result<ImageResponse, ImageError> {
     let deleted = next.run(req).await?.into_image()?;
     for loc in &deleted.locations {
+        // A read-only store's data (an http location) is not ours to delete.
         if let Some(store) = stores.for_location(&loc.url, store_of(loc))
+            && store.capabilities().write
             && let Err(e) = store.delete(&loc.url).await
         {
             tracing::warn!(image = %deleted.id, url = %loc.url, error = %e, "could not delete image data");
@@ -66,7 +68,9 @@ pub(super) async fn delete_from_store<S: ImageService>(
     }
     let updated = records.remove_location(&image, &loc.url).await?;
     loaded.replace(updated.clone());
-    if let Err(e) = store.delete(&loc.url).await {
+    if store.capabilities().write
+        && let Err(e) = store.delete(&loc.url).await
+    {
         tracing::warn!(url = %loc.url, error = %e, "could not delete a removed location's data");
     }
     Ok(ImageResponse::image(updated))

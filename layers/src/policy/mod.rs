@@ -389,6 +389,20 @@ fn check_changes(
     enforce: &impl Fn(&str, &Target) -> Result<(), ImageError>,
     target: &Target,
 ) -> Result<(), ImageError> {
+    // Location changes have rules of their own (Glance's `update_locations`,
+    // `delete_locations`); replacing with nothing is refused before any rule.
+    for change in changes.iter().filter(|c| c.key == "locations") {
+        let emptied = change.op == PatchOp::Replace
+            && change
+                .value
+                .as_ref()
+                .is_none_or(|v| v.as_array().is_some_and(Vec::is_empty));
+        match change.op {
+            PatchOp::Remove => enforce("delete_image_location", target)?,
+            _ if emptied => {}
+            _ => enforce("set_image_location", target)?,
+        }
+    }
     for change in changes.iter().filter(|c| c.op != PatchOp::Remove) {
         match change.key.as_str() {
             "visibility" => {

@@ -318,6 +318,15 @@ impl StoreSet {
             .or_else(|| self.stores.values().map(|e| &e.store).find(|s| s.owns(url)))
     }
 
+    /// Like [`Self::for_location`], with the store's id.
+    pub fn owner_of(&self, url: &str, store_id: Option<&str>) -> Option<(&str, &Arc<dyn Store>)> {
+        store_id
+            .and_then(|id| self.stores.get_key_value(id))
+            .filter(|(_, e)| e.store.owns(url))
+            .or_else(|| self.stores.iter().find(|(_, e)| e.store.owns(url)))
+            .map(|(id, e)| (id.as_str(), &e.store))
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Arc<dyn Store>)> {
         self.stores.iter().map(|(k, v)| (k.as_str(), &v.store))
     }
