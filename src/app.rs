@@ -190,6 +190,10 @@ impl AppBuilder {
                     events: ImportEvents::new(sink.clone(), &d.default_publisher_id),
                     format: config.image_format.policy(),
                     plugins: import_plugins,
+                    locations: glance_layers::import::LocationImportOptions {
+                        do_secure_hash: d.do_secure_hash,
+                        http_retries: d.http_retries,
+                    },
                 })
             }))
             .location(LocationLayer::with_options(

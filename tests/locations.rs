@@ -256,3 +256,222 @@ async fn the_http_store_is_read_only_and_listed_so() {
     assert!(r.status().is_client_error(), "{}", r.status());
     assert_eq!(s.image(&id).await["status"], "queued");
 }
+
+/// A server whose callers say who they are, with an http store for a loopback
+/// web server serving `data`.
+async fn location_api_server(
+    data: Vec<u8>,
+    configure: impl FnOnce(&mut Config),
+) -> (common::TestServer, String) {
+    let port = common::web::serve(data).await;
+    let s = common::start_with(
+        |c| {
+            allow_web(c, port);
+            c.auth.mode = glance_api::config::AuthMode::TrustedHeaders;
+            configure(c);
+        },
+        |b| b,
+    )
+    .await;
+    (s, format!("http://127.0.0.1:{port}/image"))
+}
+
+async fn created_by_member(s: &common::TestServer) -> String {
+    let r = glance_testkit::http::as_project(
+        s.post_json(
+            "/v2/images",
+            json!({"disk_format": "raw", "container_format": "bare"}),
+        ),
+        "p1",
+        "member,reader",
+    );
+    let created: Value = r.send().await.unwrap().json().await.unwrap();
+    created["id"].as_str().unwrap().to_string()
+}
+
+async fn add_location(s: &common::TestServer, id: &str, body: Value, roles: &str) -> (u16, String) {
+    let r = glance_testkit::http::as_project(
+        s.post_json(&format!("/v2/images/{id}/locations"), body),
+        "p1",
+        roles,
+    );
+    let r = r.send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// The image's one task once it is over, and the image then.
+async fn settled(s: &common::TestServer, id: &str) -> (Value, Value) {
+    let task = common::process::eventually("the location task to end", || async {
+        let r = glance_testkit::http::as_project(
+            s.get(&format!("/v2/images/{id}/tasks")),
+            "p1",
+            "member,reader",
+        );
+        let tasks: Value = r.send().await.unwrap().json().await.unwrap();
+        let task = tasks["tasks"][0].clone();
+        match task["status"].as_str() {
+            Some("success" | "failure") => Ok(task),
+            _ => Err(tasks.to_string()),
+        }
+    })
+    .await;
+    let r =
+        glance_testkit::http::as_project(s.get(&format!("/v2/images/{id}")), "p1", "member,reader");
+    (task, r.send().await.unwrap().json().await.unwrap())
+}
+
+/// Tempest's `_add_location_and_verify` with `do_secure_hash` on.
+#[tokio::test]
+async fn the_location_api_checks_hashes_and_activates_the_image() {
+    use sha2::Digest;
+    let data: Vec<u8> = (0..70_000u32).map(|i| (i % 253) as u8).collect();
+    let md5 = hex::encode(md5::Md5::digest(&data));
+    let sha256 = hex::encode(sha2::Sha256::digest(&data));
+    let sha512 = hex::encode(sha2::Sha512::digest(&data));
+    let (s, url) = location_api_server(data, |_| {}).await;
+    let id = created_by_member(&s).await;
+
+    for (validation, why) in [
+        (
+            json!({"os_hash_algo": "sha512", "os_hash_value": "dbc9e0f80d131e64b94913a7b40bb5"}),
+            "wrong size",
+        ),
+        (json!({"os_hash_value": sha512}), "no algorithm"),
+        (
+            json!({"os_hash_algo": "sha123", "os_hash_value": sha512}),
+            "unknown algorithm",
+        ),
+        (
+            json!({"os_hash_algo": "sha512", "os_hash_value": sha256}),
+            "size of another algorithm",
+        ),
+    ] {
+        let (status, body) = add_location(
+            &s,
+            &id,
+            json!({"url": url, "validation_data": validation}),
+            "member,reader",
+        )
+        .await;
+        assert_eq!(status, 400, "{why}: {body}");
+    }
+    // A location no http store serves is the service role's only.
+    let (status, body) =
+        add_location(&s, &id, json!({"url": "s3://bucket/x"}), "member,reader").await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("http store must be enabled to use location API by normal user."),
+        "{body}"
+    );
+
+    let (status, body) = add_location(
+        &s,
+        &id,
+        json!({"url": url, "validation_data": {"os_hash_algo": "sha256", "os_hash_value": sha256}}),
+        "member,reader",
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let (task, image) = settled(&s, &id).await;
+    assert_eq!(task["status"], "success", "{task}");
+    assert_eq!(task["type"], "location_import");
+    assert_eq!(image["status"], "active", "{image}");
+    assert_eq!(image["os_hash_algo"], "sha256");
+    assert_eq!(image["os_hash_value"], sha256.as_str());
+    assert_eq!(image["checksum"], md5.as_str());
+    assert_eq!(image["size"], 70_000);
+    // A second location on an active image is a conflict.
+    let (status, _) = add_location(&s, &id, json!({"url": url}), "member,reader").await;
+    assert_eq!(status, 409);
+    // Only a service (or an admin) reads the locations.
+    let r = glance_testkit::http::as_project(
+        s.get(&format!("/v2/images/{id}/locations")),
+        "p1",
+        "member,reader",
+    );
+    assert_eq!(r.send().await.unwrap().status(), 403);
+    let r = glance_testkit::http::as_project(
+        s.get(&format!("/v2/images/{id}/locations")),
+        "p1",
+        "reader,service",
+    );
+    let r = r.send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let locations: Value = r.json().await.unwrap();
+    assert_eq!(locations, json!([{"url": url, "metadata": {}}]));
+
+    // A hash that does not match fails the task and leaves the image queued.
+    let id = created_by_member(&s).await;
+    let (status, _) = add_location(
+        &s,
+        &id,
+        json!({"url": url, "validation_data": {"os_hash_algo": "sha512", "os_hash_value": "beefdead".repeat(16)}}),
+        "member,reader",
+    )
+    .await;
+    assert_eq!(status, 202);
+    let (task, image) = settled(&s, &id).await;
+    assert_eq!(task["status"], "failure", "{task}");
+    assert!(
+        task["message"]
+            .as_str()
+            .unwrap()
+            .contains("not matched with actual os_hash_value"),
+        "{task}"
+    );
+    assert_eq!(image["status"], "queued", "{image}");
+    assert_eq!(image["checksum"], Value::Null);
+    assert_eq!(image["os_hash_value"], Value::Null);
+
+    // Without validation data the hash is the configured algorithm's.
+    let id = created_by_member(&s).await;
+    let (status, _) = add_location(&s, &id, json!({"url": url}), "member,reader").await;
+    assert_eq!(status, 202);
+    let (task, image) = settled(&s, &id).await;
+    assert_eq!(task["status"], "success", "{task}");
+    assert_eq!(image["status"], "active");
+    assert_eq!(image["os_hash_algo"], "sha512");
+    assert_eq!(image["os_hash_value"], sha512.as_str());
+    assert_eq!(image["checksum"], md5.as_str());
+    // And the data is served from the web server.
+    let r = glance_testkit::http::as_project(
+        s.get(&format!("/v2/images/{id}/file")),
+        "p1",
+        "member,reader",
+    );
+    let r = r.send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap().len(), 70_000);
+}
+
+/// Tempest's `_add_location_and_verify` with `do_secure_hash` off: values are
+/// taken as given, and no checksum is known.
+#[tokio::test]
+async fn without_secure_hash_the_given_values_are_kept() {
+    let (s, url) = location_api_server(vec![5u8; 4096], |c| c.default.do_secure_hash = false).await;
+    let id = created_by_member(&s).await;
+    let value = "ab".repeat(32);
+    let (status, body) = add_location(
+        &s,
+        &id,
+        json!({"url": url, "validation_data": {"os_hash_algo": "sha256", "os_hash_value": value}}),
+        "member,reader",
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let (task, image) = settled(&s, &id).await;
+    assert_eq!(task["status"], "success", "{task}");
+    assert_eq!(image["status"], "active");
+    assert_eq!(image["os_hash_value"], value.as_str());
+    assert_eq!(image["checksum"], Value::Null);
+    assert_eq!(image["size"], 4096);
+
+    let id = created_by_member(&s).await;
+    let (status, _) = add_location(&s, &id, json!({"url": url}), "member,reader").await;
+    assert_eq!(status, 202);
+    let (task, image) = settled(&s, &id).await;
+    assert_eq!(task["status"], "success", "{task}");
+    assert_eq!(image["status"], "active");
+    assert_eq!(image["os_hash_value"], Value::Null);
+    assert_eq!(image["size"], 4096);
+}

@@ -113,6 +113,19 @@ pub enum Operation {
         id: String,
         request: ImportRequest,
     },
+    /// `POST /v2/images/{id}/locations` (v2.17): data already in a store becomes
+    /// the image's, through a `location_import` task that checks the location
+    /// and hashes the data.
+    AddLocation {
+        id: String,
+        url: String,
+        /// Hashes the data must have (both or neither, the API checked).
+        validation: Option<crate::import::ValidationData>,
+    },
+    /// `GET /v2/images/{id}/locations` (v2.17).
+    GetLocations {
+        id: String,
+    },
     /// `GET /v2/images/{id}/tasks`: the image's import tasks.
     ImageTasks {
         id: String,
@@ -167,6 +180,8 @@ impl Operation {
             Operation::Stage { .. } => "stage_image",
             Operation::Import { .. } => "import_image",
             Operation::ImageTasks { .. } => "get_image_tasks",
+            Operation::AddLocation { .. } => "add_image_location",
+            Operation::GetLocations { .. } => "fetch_image_location",
             Operation::CreateTask(_) => "add_task",
             Operation::ListTasks(_) => "get_tasks",
             Operation::GetTask { .. } => "get_task",
@@ -207,6 +222,8 @@ impl Operation {
             | Operation::DeleteFromStore { id, .. }
             | Operation::Stage { id, .. }
             | Operation::Import { id, .. }
+            | Operation::AddLocation { id, .. }
+            | Operation::GetLocations { id }
             | Operation::ImageTasks { id } => Some(id),
         }
     }

@@ -12,6 +12,7 @@ mod images;
 mod import;
 #[doc(hidden)] // public for benches/render.rs only
 pub mod json;
+mod locations;
 mod members;
 pub mod parse;
 #[doc(hidden)] // public for benches/render.rs only
@@ -406,6 +407,10 @@ impl Api {
                 members::delete(self, ctx, id, member).await
             }
             Route::ImageTasks(id) => tasks::of_image(self, ctx, id).await,
+            Route::ImageLocations(id) if m == Method::POST => {
+                locations::add(self, ctx, id, body).await
+            }
+            Route::ImageLocations(id) if m == Method::GET => locations::list(self, ctx, id).await,
             Route::Tasks if m == Method::GET => tasks::list(self, ctx, parts).await,
             Route::Tasks if m == Method::POST => tasks::create(self, ctx, body).await,
             Route::Task(id) if m == Method::GET => tasks::show(self, ctx, id).await,

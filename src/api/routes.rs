@@ -15,6 +15,7 @@ pub enum Route {
     Members(String),
     Member(String, String),
     ImageTasks(String),
+    ImageLocations(String),
     Tasks,
     Task(String),
     Schema(&'static str),
@@ -43,6 +44,7 @@ impl Route {
             ["images", id, "members"] => Route::Members(s(id)),
             ["images", id, "members", m] if !m.is_empty() => Route::Member(s(id), s(m)),
             ["images", id, "tasks"] => Route::ImageTasks(s(id)),
+            ["images", id, "locations"] => Route::ImageLocations(s(id)),
             ["tasks"] => Route::Tasks,
             ["tasks", id] if !id.is_empty() => Route::Task(s(id)),
             ["schemas", ..] => match super::schemas::NAMES
@@ -76,6 +78,8 @@ impl Route {
             Route::Members(_) => &[Method::GET, Method::POST],
             Route::Member(..) => &[Method::GET, Method::PUT, Method::DELETE],
             Route::Tasks => &[Method::GET, Method::POST],
+            // Glance's reject route for it lists only POST, though GET is served.
+            Route::ImageLocations(_) => &[Method::GET, Method::POST],
             Route::Task(_) => &[Method::GET, Method::DELETE],
             Route::ImageTasks(_)
             | Route::Schema(_)
@@ -110,6 +114,7 @@ impl Route {
             Route::Members(_) => "/v2/images/{image_id}/members".into(),
             Route::Member(..) => "/v2/images/{image_id}/members/{member_id}".into(),
             Route::ImageTasks(_) => "/v2/images/{image_id}/tasks".into(),
+            Route::ImageLocations(_) => "/v2/images/{image_id}/locations".into(),
             Route::Tasks => "/v2/tasks".into(),
             Route::Task(_) => "/v2/tasks/{task_id}".into(),
             Route::Schema(name) => format!("/v2/schemas/{name}"),
@@ -132,6 +137,7 @@ impl Route {
                 | (Route::ImageFile(_), &Method::PUT)
                 | (Route::Stage(_), &Method::PUT)
                 | (Route::Import(_), &Method::POST)
+                | (Route::ImageLocations(_), &Method::POST)
                 | (Route::Members(_), &Method::POST)
                 | (Route::Member(..), &Method::PUT)
                 | (Route::Tasks, &Method::POST)
@@ -172,6 +178,7 @@ mod tests {
             "images/i/members",
             "images/i/members/m",
             "images/i/tasks",
+            "images/i/locations",
             "tasks",
             "tasks/t",
             "info/import",

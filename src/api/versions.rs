@@ -2,19 +2,18 @@
 
 use serde_json::json;
 
-/// The versions we advertise, newest first: what a Glance with several stores and
-/// no image cache lists, less the versions whose routes are not built yet. v2.17
-/// (the locations API) is left out: clients such as glanceclient and Nova look
-/// for it to decide which routes to call, and would call routes that answer 404
-/// instead of falling back.
+/// The versions we advertise, in Glance's order: what a Glance with several
+/// stores and no image cache lists (v2.17 CURRENT after v2.8, as Glance's
+/// `versions.py` builds it).
 pub const VERSIONS: &[(&str, &str)] = &[
-    ("v2.15", "CURRENT"),
+    ("v2.15", "SUPPORTED"),
     ("v2.13", "SUPPORTED"),
     ("v2.12", "SUPPORTED"),
     ("v2.11", "SUPPORTED"),
     ("v2.10", "SUPPORTED"),
     ("v2.9", "SUPPORTED"),
     ("v2.8", "SUPPORTED"),
+    ("v2.17", "CURRENT"),
     ("v2.7", "SUPPORTED"),
     ("v2.6", "SUPPORTED"),
     ("v2.5", "SUPPORTED"),

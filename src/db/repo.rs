@@ -680,20 +680,22 @@ pub(crate) fn with_data_attributes(
     stored: &StoredData,
     virtual_size: Option<i64>,
 ) -> sea_orm::UpdateMany<image::Entity> {
+    // Empty values are unknown ones (a location registered without hashing).
+    let known = |v: &String| Some(v.clone()).filter(|v| !v.is_empty());
     update
         .col_expr(image::Column::Size, Expr::value(stored.size as i64))
         .col_expr(image::Column::VirtualSize, Expr::value(virtual_size))
         .col_expr(
             image::Column::Checksum,
-            Expr::value(stored.checksum.clone()),
+            Expr::value(known(&stored.checksum)),
         )
         .col_expr(
             image::Column::OsHashAlgo,
-            Expr::value(stored.os_hash_algo.clone()),
+            Expr::value(known(&stored.os_hash_algo)),
         )
         .col_expr(
             image::Column::OsHashValue,
-            Expr::value(stored.os_hash_value.clone()),
+            Expr::value(known(&stored.os_hash_value)),
         )
 }
 

@@ -59,6 +59,15 @@ impl ImageCore {
 fn check_status(method: &ImportMethod, image: &Image) -> Result<ImageStatus> {
     let conflict = |m: String| Err(ImageError::Conflict(m));
     let status = image.status;
+    if let ImportMethod::Location { .. } = method {
+        if status != ImageStatus::Queued {
+            return conflict(format!(
+                "It's not allowed to add locations if image status is {}.",
+                status.as_str()
+            ));
+        }
+        return Ok(status);
+    }
     if status == ImageStatus::Active && *method != ImportMethod::CopyImage {
         return conflict("Image with status active cannot be target for import".into());
     }
@@ -203,7 +212,11 @@ impl ImportRecords for ImageCore {
         let at = super::now();
         let task = Task {
             id: uuid::Uuid::new_v4().to_string(),
-            kind: "api_image_import".into(),
+            kind: match plan.method {
+                ImportMethod::Location { .. } => "location_import",
+                _ => "api_image_import",
+            }
+            .into(),
             status: TaskStatus::Pending,
             owner: identity.and_then(|i| i.project_id.clone()),
             expires_at: None,

@@ -63,6 +63,9 @@ async fn execute(s: &Settings, job: &ImportJob) -> Result<(), ImageError> {
     s.events.task("run", &job.task, TaskStatus::Processing, "");
     s.events
         .task("processing", &job.task, TaskStatus::Processing, "");
+    if let ImportMethod::Location { url, validation } = &job.method {
+        return super::location::register(s, job, url, validation.as_ref()).await;
+    }
     let source = match open_source(s, job).await {
         Ok(source) => source,
         Err(e) => {
@@ -331,6 +334,9 @@ async fn open_source(s: &Settings, job: &ImportJob) -> Result<Source, ImageError
         }
         ImportMethod::GlanceDownload { .. } => Err(ImageError::Unsupported(
             "The glance-download import method is not supported by this server.".into(),
+        )),
+        ImportMethod::Location { .. } => Err(ImageError::internal(
+            "a location import has no data to write",
         )),
     }
 }

@@ -16,6 +16,20 @@ pub enum ImportMethod {
         image_id: String,
         interface: String,
     },
+    /// Data already at `url`, in one of the stores (the v2.17 location API's
+    /// `location_import` task): checked, hashed, and recorded as the image's.
+    Location {
+        url: String,
+        validation: Option<ValidationData>,
+    },
+}
+
+/// The hash a location's data must have (`validation_data` of the location API).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationData {
+    /// `sha1`, `sha256`, `sha512` or `md5`.
+    pub os_hash_algo: String,
+    pub os_hash_value: String,
 }
 
 impl ImportMethod {
@@ -26,6 +40,7 @@ impl ImportMethod {
             ImportMethod::WebDownload { .. } => "web-download",
             ImportMethod::CopyImage => "copy-image",
             ImportMethod::GlanceDownload { .. } => "glance-download",
+            ImportMethod::Location { .. } => "location",
         }
     }
 }
@@ -56,6 +71,7 @@ pub struct ImportRequest {
 mod events;
 mod job;
 mod legacy;
+mod location;
 pub mod plugins;
 pub mod records;
 mod runner;
@@ -69,6 +85,7 @@ use crate::middleware::{Middleware, MiddlewareLayer, Next};
 use crate::store::{Store, StoreSet};
 use crate::{ImageError, ImageRequest, ImageResponse, ImageService, Operation, RequestContext};
 pub use events::ImportEvents;
+pub use location::LocationImportOptions;
 pub use plugins::{ImageChanges, ImportPlugin, PluginInput, PluginOutcome, Plugins};
 pub use records::{ImportJob, ImportOutcome, ImportPlan, ImportRecords};
 pub use runner::Runner;
@@ -98,6 +115,8 @@ pub struct Settings {
     /// `image_import_plugins`, in order: run on staged data before the stores
     /// are written (not for copy-image).
     pub plugins: Plugins,
+    /// How the location API's tasks read what they register.
+    pub locations: LocationImportOptions,
 }
 
 /// Stages data, and starts imports that run in the background as tasks.
@@ -126,6 +145,17 @@ impl Middleware for Imports {
         match op {
             Operation::Stage { id, data } => stage::stage(&self.settings, &ctx, id, data).await,
             Operation::Import { id, request } => self.start(&ctx, id, request).await,
+            Operation::AddLocation {
+                id,
+                url,
+                validation,
+            } => {
+                let image = next
+                    .run(ImageRequest::new(ctx.clone(), Operation::Get { id }))
+                    .await?
+                    .into_image()?;
+                self.add_location(&ctx, &image, url, validation).await
+            }
             Operation::CreateTask(new) if new.kind == "import" => {
                 legacy::create(self.settings.clone(), ctx, new, next.boxed()).await
             }
@@ -184,6 +214,12 @@ impl Imports {
                 ));
             }
             ImportMethod::GlanceDirect | ImportMethod::CopyImage => {}
+            // Started by the location API only (`add_location`).
+            ImportMethod::Location { .. } => {
+                return Err(ImageError::Invalid(
+                    "Unknown import method name 'location'.".into(),
+                ));
+            }
         }
         // Glance keeps `[null]` as the backend list without named stores.
         let backend = if s.multistore {

@@ -115,6 +115,10 @@ impl Middleware for Locations {
             {
                 legacy::update(self, next, ctx, id, changes).await
             }
+            Operation::GetLocations { id } => {
+                next.run(ImageRequest::new(ctx, Operation::Get { id }))
+                    .await
+            }
             Operation::StoresInfo { detail } => Ok(ImageResponse::Stores(self.describe(detail))),
             op => next.run(ImageRequest::new(ctx, op)).await,
         }
@@ -125,8 +129,11 @@ impl Locations {
     /// `/v2/info/stores`: every enabled store; `detail` adds its settings.
     fn describe(&self, detail: bool) -> Vec<StoreInfo> {
         let stores = &self.stores;
+        // Without named stores only the one that takes uploads is shown; the
+        // http store beside it reads locations and is no choice to make.
         stores
             .iter()
+            .filter(|(id, _)| self.options.multistore || *id == stores.default_id())
             .map(|(id, store)| StoreInfo {
                 id: id.to_string(),
                 kind: store.kind(),

@@ -235,6 +235,8 @@ impl Plan {
             Operation::AddMember { .. } => ImageCheck::Action("add_member"),
             Operation::DeleteMember { .. } => ImageCheck::Action("delete_member"),
             Operation::DeleteFromStore { .. } => ImageCheck::Action("delete_image_location"),
+            Operation::AddLocation { .. } => ImageCheck::Action("add_image_location"),
+            Operation::GetLocations { .. } => ImageCheck::Action("fetch_image_location"),
             Operation::UpdateMember { member_id, .. } => {
                 ImageCheck::ModifyMember(member_id.clone())
             }
