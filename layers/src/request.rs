@@ -5,6 +5,7 @@ use std::ops::Range;
 
 use chrono::{DateTime, Utc};
 
+use crate::cache::{CacheOp, CacheReply};
 use crate::context::RequestContext;
 use crate::data::{ByteRange, DataStream, ImageData};
 use crate::image::{Image, Location, Member, MemberStatus, Visibility};
@@ -141,6 +142,9 @@ pub enum Operation {
     /// Only that the caller is known: for what the API serves by itself
     /// (schemas, `/v2/info/import`).
     Authenticate,
+    /// The cache API (`/v2/cache...`). The cache layer answers it; without one
+    /// the core says caching is not supported at this site.
+    Cache(CacheOp),
 }
 
 impl Operation {
@@ -175,6 +179,7 @@ impl Operation {
             Operation::StoresInfo { detail: true } => "stores_info_detail",
             Operation::Usage => "get_usage",
             Operation::Authenticate => "authenticate",
+            Operation::Cache(op) => op.rule(),
         }
     }
 
@@ -208,6 +213,7 @@ impl Operation {
             | Operation::Stage { id, .. }
             | Operation::Import { id, .. }
             | Operation::ImageTasks { id } => Some(id),
+            Operation::Cache(op) => op.image_id(),
         }
     }
 }
@@ -414,6 +420,8 @@ pub enum ImageResponse {
     Usage(Vec<UsageEntry>),
     Task(Box<Task>),
     Tasks(Vec<Task>),
+    /// What the cache API answered.
+    Cache(CacheReply),
     /// Nothing to return: the operation only had to be allowed.
     Empty,
 }
