@@ -25,18 +25,77 @@ pub const VERSIONS: &[(&str, &str)] = &[
     ("v2.0", "SUPPORTED"),
 ];
 
-/// Whether a path's version prefix (`v2`, `v2.5`) routes to our API.
-pub fn is_served(prefix: &str) -> bool {
-    prefix == "v2" || VERSIONS.iter().any(|(id, _)| *id == prefix)
+/// What an image cache (`image_cache_dir`) adds on top, as Glance lists it:
+/// the cache API (v2.14), its 202 fix (v2.16) and clean/prune (v2.18), which
+/// becomes the current version.
+pub const CACHE_VERSIONS: &[(&str, &str)] = &[
+    ("v2.18", "CURRENT"),
+    ("v2.16", "SUPPORTED"),
+    ("v2.15", "SUPPORTED"),
+    ("v2.14", "SUPPORTED"),
+];
+
+/// The versions listed, newest first.
+fn listed(cache: bool) -> impl Iterator<Item = &'static (&'static str, &'static str)> {
+    let (head, rest) = if cache {
+        // v2.15 is in the cache's list, as SUPPORTED.
+        (CACHE_VERSIONS, &VERSIONS[1..])
+    } else {
+        (&[][..], VERSIONS)
+    };
+    head.iter().chain(rest)
 }
 
-pub fn document(base_url: &str) -> serde_json::Value {
+/// Whether a path's version prefix (`v2`, `v2.5`) routes to our API.
+pub fn is_served(prefix: &str, cache: bool) -> bool {
+    prefix == "v2" || listed(cache).any(|(id, _)| *id == prefix)
+}
+
+pub fn document(base_url: &str, cache: bool) -> serde_json::Value {
     let href = format!("{}/v2/", base_url.trim_end_matches('/'));
     json!({
-        "versions": VERSIONS.iter().map(|(id, status)| json!({
+        "versions": listed(cache).map(|(id, status)| json!({
             "id": id,
             "status": status,
             "links": [{"rel": "self", "href": href}],
         })).collect::<Vec<_>>()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(cache: bool) -> Vec<(String, String)> {
+        document("http://h", cache)["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                (
+                    v["id"].as_str().unwrap().into(),
+                    v["status"].as_str().unwrap().into(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_cache_adds_its_versions_and_makes_2_18_current() {
+        let off = ids(false);
+        assert_eq!(off[0], ("v2.15".into(), "CURRENT".into()));
+        assert!(
+            !off.iter()
+                .any(|(id, _)| ["v2.14", "v2.16", "v2.18"].contains(&id.as_str()))
+        );
+        let on = ids(true);
+        assert_eq!(on[0], ("v2.18".into(), "CURRENT".into()));
+        assert_eq!(on.iter().filter(|(_, s)| s == "CURRENT").count(), 1);
+        for v in ["v2.16", "v2.15", "v2.14"] {
+            assert!(on.contains(&(v.into(), "SUPPORTED".into())), "{v}");
+        }
+        // Everything else is as without the cache.
+        assert_eq!(on[4..], off[1..]);
+        assert!(is_served("v2.18", true) && !is_served("v2.18", false));
+    }
 }
