@@ -159,7 +159,7 @@ async fn deleting_an_image_evicts_it() {
     let id = upload(&s, data(3, 1 << 16)).await;
     download(&s, &id).await.bytes().await.unwrap();
     wait_cached(&s, &id).await;
-    assert_eq!(files(&cache_dir(&s.config)), [id.clone()]);
+    assert_eq!(files(&cache_dir(&s.config)), [id.as_str()]);
     let resp = s.delete(&format!("/v2/images/{id}")).send().await.unwrap();
     assert_eq!(resp.status(), 204);
     assert!(cached_ids(&cache_state(&s).await).is_empty());
@@ -297,7 +297,7 @@ async fn clearing_takes_the_cache_the_queue_or_both() {
     let cached = fill().await;
     let queued = queue_unreadable(&s).await;
     let state = cache_state(&s).await;
-    assert_eq!(cached_ids(&state), [cached.clone()]);
+    assert_eq!(cached_ids(&state), [cached.as_str()]);
     assert_eq!(state["queued_images"], json!([queued.clone()]));
 
     let resp = clear(&s, Some("bogus")).await;
@@ -319,7 +319,7 @@ async fn clearing_takes_the_cache_the_queue_or_both() {
 
     assert_eq!(clear(&s, Some("QUEUE")).await.status(), 204);
     let state = cache_state(&s).await;
-    assert_eq!(cached_ids(&state), [cached.clone()]);
+    assert_eq!(cached_ids(&state), [cached.as_str()]);
     assert_eq!(state["queued_images"], json!([]));
 
     assert_eq!(clear(&s, Some("cache")).await.status(), 204);
@@ -532,8 +532,8 @@ async fn a_restart_drops_interrupted_fills_and_strays_and_clean_drops_stalled_on
     })
     .await;
     assert!(files(&dir.join("incomplete")).is_empty());
-    assert_eq!(files(&dir), [kept.clone()]);
-    assert_eq!(cached_ids(&cache_state(&again).await), [kept.clone()]);
+    assert_eq!(files(&dir), [kept.as_str()]);
+    assert_eq!(cached_ids(&cache_state(&again).await), [kept.as_str()]);
 
     // Clean: invalid files, and fills untouched for longer than the stall time.
     let stalled = dir.join("incomplete").join("stalled");
