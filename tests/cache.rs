@@ -558,3 +558,69 @@ async fn a_restart_drops_interrupted_fills_and_strays_and_clean_drops_stalled_on
     assert_eq!(files(&dir.join("incomplete")), ["fresh"]);
     assert!(files(&dir.join("invalid")).is_empty());
 }
+
+#[tokio::test]
+async fn kill_9_mid_fill_leaves_a_file_never_served_and_removed_at_restart() {
+    use common::process::ServerProcess;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("image-cache");
+    let (database, db) = ServerProcess::database_line().await;
+    let config = format!(
+        "[DEFAULT]\ndata_dir = \"{}\"\nimage_cache_dir = \"{}\"\n[database]\n{database}",
+        dir.path().display(),
+        cache.display()
+    );
+    let mut s = ServerProcess::start(&dir.path().join("glance.toml"), &config).await;
+    s.owns(db);
+    let id = s.create().await;
+    // Far more than the socket buffers hold: the fill stays under way while
+    // the client below reads nothing more.
+    let bytes = data(15, 48 << 20);
+    assert_eq!(
+        s.upload(&id, bytes.clone()).send().await.unwrap().status(),
+        204
+    );
+    let mut stalled = s
+        .get(&format!("/v2/images/{id}/file"))
+        .send()
+        .await
+        .unwrap();
+    assert!(stalled.chunk().await.unwrap().is_some());
+    let partial = cache.join("incomplete").join(&id);
+    for _ in 0..400 {
+        if std::fs::metadata(&partial).is_ok_and(|m| m.len() > 0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(std::fs::metadata(&partial).is_ok_and(|m| m.len() > 0));
+    // Meanwhile another download gets the whole image from the store.
+    let whole = s
+        .get(&format!("/v2/images/{id}/file"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(whole.bytes().await.unwrap(), bytes);
+
+    s.kill9();
+    drop(stalled);
+    assert!(partial.exists(), "the crash leaves the partial file");
+    s.start_again().await;
+    assert!(files(&cache.join("incomplete")).is_empty());
+    assert!(files(&cache).is_empty());
+    let state: Value = s
+        .get("/v2/cache")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(state["cached_images"], json!([]));
+    let again = s
+        .get(&format!("/v2/images/{id}/file"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.bytes().await.unwrap(), bytes);
+}
