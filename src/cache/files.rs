@@ -56,10 +56,6 @@ impl CacheDir {
         is_plain(id).then(|| self.root.join(QUEUE).join(id))
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     /// The finished files.
     pub async fn cached_files(&self) -> io::Result<Vec<Entry>> {
         files_in(&self.root).await

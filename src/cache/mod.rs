@@ -109,10 +109,6 @@ impl DiskCache {
         tracing::info!(dir = %settings.dir.display(), node = %settings.node_url, "image cache on");
         Ok(cache)
     }
-
-    pub fn dir(&self) -> &Path {
-        self.inner.dir.root()
-    }
 }
 
 impl Inner {
