@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use glance_layers::auth::AuthLayer;
+use glance_layers::cache::{CacheLayer, ImageCache};
 use glance_layers::import::{ImportEvents, ImportLayer, Runner, Settings as ImportSettings};
 use glance_layers::location::{LocationLayer, LocationOptions};
 use glance_layers::notifier::NotifierLayer;
@@ -97,6 +98,7 @@ impl AppBuilder {
         let node = NodeIdentity::establish(d.node_id.as_deref(), &d.data_dir)
             .map_err(StartError::Config)?;
         tracing::info!(node = %node.node_id, "upload leases are taken as this node");
+        let node_id = node.node_id.clone();
         let leases = LeaseKeeper::new(node, Duration::from_secs(d.upload_lease_ttl.max(1)));
         let core = ImageCore::new(
             repo.clone(),
@@ -132,6 +134,7 @@ impl AppBuilder {
             }),
         };
         let sink = parts::event_sink(&config).await?;
+        let image_cache = parts::image_cache(&config, &repo, &stores, &node_id).await?;
         // Take back what a crash left before serving anyone, then keep sweeping.
         let recovery = Recovery::new(
             repo,
@@ -196,6 +199,11 @@ impl AppBuilder {
                     },
                 })
             }))
+            .cache(
+                image_cache
+                    .clone()
+                    .map(|c| CacheLayer::new(Arc::new(c) as Arc<dyn ImageCache>)),
+            )
             .location(LocationLayer::with_options(
                 stores,
                 algo,
@@ -225,6 +233,7 @@ impl AppBuilder {
                 www_authenticate: parts::www_authenticate(&config),
                 import_methods: import_methods.unwrap_or_default(),
                 image_view,
+                image_cache: image_cache.is_some(),
             },
         );
         let cors = CorsLayer::from_config(&config.cors).map_err(StartError::Config)?;

@@ -171,9 +171,21 @@ pub struct DefaultSection {
     pub node_staging_uri: Option<String>,
     /// Import tasks running at once on this node; more wait `pending`.
     pub task_pool_threads: usize,
-    /// Accepted so glance-api.conf carries over; unused: staged data is shared
-    /// through the staging store, so no request is proxied to another node.
+    /// This node's URL. Imports do not use it (staged data is shared through
+    /// the staging store, so no request is proxied to another node); the image
+    /// cache records what this node caches under it (unset: the `node_id`).
     pub worker_self_reference_url: Option<String>,
+    /// Where this node caches whole images in front of the stores; unset turns
+    /// the cache and the cache API off.
+    pub image_cache_dir: Option<PathBuf>,
+    /// Bytes the cache may hold (Glance's default, 10 GiB); least recently used
+    /// images are evicted to stay under it.
+    pub image_cache_max_size: u64,
+    /// Seconds an unfinished cache file may go untouched before cleaning
+    /// removes it.
+    pub image_cache_stall_time: u64,
+    /// Where the cache's index lives: only `centralized_db` (the database).
+    pub image_cache_driver: String,
     /// Show each image's best location (highest store weight first) as
     /// `direct_url`. Locations can carry credentials, so it is off by default.
     pub show_image_direct_url: bool,
@@ -224,6 +236,10 @@ impl Default for DefaultSection {
             node_staging_uri: None,
             task_pool_threads: 16,
             worker_self_reference_url: None,
+            image_cache_dir: None,
+            image_cache_max_size: 10 << 30,
+            image_cache_stall_time: 86400,
+            image_cache_driver: "centralized_db".into(),
             show_image_direct_url: false,
             show_multiple_locations: false,
             image_location_quota: 10,

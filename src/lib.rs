@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod app;
+pub mod cache;
 pub mod config;
 pub mod db;
 pub mod fetch;

@@ -40,6 +40,7 @@
 //! server.
 
 pub mod auth;
+pub mod cache;
 pub mod context;
 mod data;
 mod error;

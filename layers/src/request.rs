@@ -5,6 +5,7 @@ use std::ops::Range;
 
 use chrono::{DateTime, Utc};
 
+use crate::cache::{CacheOp, CacheReply};
 use crate::context::RequestContext;
 use crate::data::{ByteRange, DataStream, ImageData};
 use crate::image::{Image, Location, Member, MemberStatus, Visibility};
@@ -154,6 +155,9 @@ pub enum Operation {
     /// Only that the caller is known: for what the API serves by itself
     /// (schemas, `/v2/info/import`).
     Authenticate,
+    /// The cache API (`/v2/cache...`). The cache layer answers it; without one
+    /// the core says caching is not supported at this site.
+    Cache(CacheOp),
 }
 
 impl Operation {
@@ -190,6 +194,7 @@ impl Operation {
             Operation::StoresInfo { detail: true } => "stores_info_detail",
             Operation::Usage => "get_usage",
             Operation::Authenticate => "authenticate",
+            Operation::Cache(op) => op.rule(),
         }
     }
 
@@ -225,6 +230,7 @@ impl Operation {
             | Operation::AddLocation { id, .. }
             | Operation::GetLocations { id }
             | Operation::ImageTasks { id } => Some(id),
+            Operation::Cache(op) => op.image_id(),
         }
     }
 }
@@ -431,6 +437,8 @@ pub enum ImageResponse {
     Usage(Vec<UsageEntry>),
     Task(Box<Task>),
     Tasks(Vec<Task>),
+    /// What the cache API answered.
+    Cache(CacheReply),
     /// Nothing to return: the operation only had to be allowed.
     Empty,
 }

@@ -2,7 +2,7 @@
 //! it from configuration, the benches and tests from their own parts.
 //!
 //! ```text
-//! auth → property protection → your layers → notifier → policy → quota → import → location → core
+//! auth → property protection → your layers → notifier → policy → quota → import → cache → location → core
 //! ```
 //!
 //! Only auth is required (every other layer and the core need to know who asks).
@@ -13,6 +13,7 @@
 use tower::{Layer, ServiceBuilder};
 
 use crate::auth::AuthLayer;
+use crate::cache::CacheLayer;
 use crate::import::ImportLayer;
 use crate::location::LocationLayer;
 use crate::notifier::NotifierLayer;
@@ -32,6 +33,7 @@ pub struct Stack {
     policy: Option<PolicyLayer>,
     quota: Option<QuotaLayer>,
     import: Option<ImportLayer>,
+    cache: Option<CacheLayer>,
     location: Option<LocationLayer>,
 }
 
@@ -46,6 +48,7 @@ impl Stack {
             policy: None,
             quota: None,
             import: None,
+            cache: None,
             location: None,
         }
     }
@@ -74,6 +77,13 @@ impl Stack {
     /// unsupported.
     pub fn import(mut self, layer: impl Into<Option<ImportLayer>>) -> Self {
         self.import = layer.into();
+        self
+    }
+
+    /// The image cache (`image_cache_dir`); without it downloads always read
+    /// the stores and the cache API is not supported.
+    pub fn cache(mut self, layer: impl Into<Option<CacheLayer>>) -> Self {
+        self.cache = layer.into();
         self
     }
 
@@ -108,6 +118,9 @@ impl Stack {
             .option_layer(self.quota)
             // Stage data, and start imports that run as background tasks.
             .option_layer(self.import)
+            // Serve whole downloads from this node's cache, fill it from the
+            // stores; inside policy, so the download rules hold on a hit.
+            .option_layer(self.cache)
             // Stream data into and out of stores, hashing on the way in.
             .option_layer(self.location)
             .service(core);

@@ -5,6 +5,7 @@
 //! status codes, headers and bodies. It holds no image logic of its own.
 
 mod body;
+mod cache;
 mod data;
 mod discovery;
 mod errors;
@@ -72,6 +73,9 @@ pub struct ApiConfig {
     pub import_methods: Vec<String>,
     /// What configuration adds to every image shown (`direct_url`).
     pub image_view: render::ImageView,
+    /// Whether this node has an image cache: it adds versions to the versions
+    /// document.
+    pub image_cache: bool,
 }
 
 impl Default for ApiConfig {
@@ -88,6 +92,7 @@ impl Default for ApiConfig {
             www_authenticate: None,
             import_methods: Vec::new(),
             image_view: render::ImageView::default(),
+            image_cache: false,
         }
     }
 }
@@ -141,6 +146,12 @@ fn ignores_body(route: &Route, method: &Method) -> bool {
             Route::Images | Route::InfoUsage | Route::OpenApi | Route::Tasks | Route::Task(_),
             &Method::GET
         ) | (Route::Task(_), &Method::DELETE)
+            // Glance's cache routes read no body (only the GETs refuse one).
+            | (
+                Route::Cache | Route::CacheImage(_),
+                &Method::DELETE | &Method::PUT
+            )
+            | (Route::CacheClean | Route::CachePrune, &Method::POST)
     )
 }
 
@@ -256,8 +267,12 @@ impl Api {
             .decode_utf8_lossy()
             .into_owned();
         let base = self.base_url(&parts.headers);
-        let versions =
-            |status: StatusCode| body::json(status, json::to_vec(&versions::document(&base)));
+        let versions = |status: StatusCode| {
+            body::json(
+                status,
+                json::to_vec(&versions::document(&base, self.config.image_cache)),
+            )
+        };
         if path == "/" {
             return versions(StatusCode::MULTIPLE_CHOICES);
         }
@@ -269,7 +284,7 @@ impl Api {
             Some((p, r)) => (p, Some(r)),
             None => (trimmed, None),
         };
-        if !versions::is_served(prefix) {
+        if !versions::is_served(prefix, self.config.image_cache) {
             return versions(StatusCode::MULTIPLE_CHOICES);
         }
         let Some(rest) = rest else {
@@ -420,6 +435,13 @@ impl Api {
             Route::InfoImport => discovery::import_info(self, ctx).await,
             Route::InfoStores { detail } => discovery::stores(self, ctx, detail).await,
             Route::InfoUsage => discovery::usage(self, ctx).await,
+            Route::Cache if m == Method::GET => cache::state(self, ctx).await,
+            Route::Cache if m == Method::DELETE => cache::clear(self, ctx, parts).await,
+            Route::CacheImage(id) if m == Method::PUT => cache::queue(self, ctx, id).await,
+            Route::CacheImage(id) if m == Method::DELETE => cache::delete(self, ctx, id).await,
+            Route::CacheNodes(id) => cache::nodes(self, ctx, id).await,
+            Route::CacheClean => cache::clean(self, ctx).await,
+            Route::CachePrune => cache::prune(self, ctx).await,
             _ => Err(not_found().into()),
         }
     }

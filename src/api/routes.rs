@@ -20,10 +20,19 @@ pub enum Route {
     Task(String),
     Schema(&'static str),
     InfoImport,
-    InfoStores { detail: bool },
+    InfoStores {
+        detail: bool,
+    },
     InfoUsage,
     OpenApi,
     StoreImage(String, String),
+    /// `/v2/cache`: the cache's state (GET), clearing it (DELETE).
+    Cache,
+    /// `/v2/cache/{image_id}`: queue (PUT), drop (DELETE).
+    CacheImage(String),
+    CacheNodes(String),
+    CacheClean,
+    CachePrune,
     NotFound,
 }
 
@@ -59,6 +68,11 @@ impl Route {
             ["info", "stores", "detail"] => Route::InfoStores { detail: true },
             ["info", "usage"] => Route::InfoUsage,
             ["openapi.json"] => Route::OpenApi,
+            ["cache"] => Route::Cache,
+            ["cache", "clean"] => Route::CacheClean,
+            ["cache", "prune"] => Route::CachePrune,
+            ["cache", "nodes", id] if !id.is_empty() => Route::CacheNodes(s(id)),
+            ["cache", id] if !id.is_empty() => Route::CacheImage(s(id)),
             ["stores", store, id] if !store.is_empty() && !id.is_empty() => {
                 Route::StoreImage(s(store), s(id))
             }
@@ -88,6 +102,10 @@ impl Route {
             | Route::InfoUsage
             | Route::OpenApi => &[Method::GET],
             Route::StoreImage(..) => &[Method::DELETE],
+            Route::Cache => &[Method::GET, Method::DELETE],
+            Route::CacheImage(_) => &[Method::DELETE, Method::PUT],
+            Route::CacheNodes(_) => &[Method::GET],
+            Route::CacheClean | Route::CachePrune => &[Method::POST],
             Route::NotFound => &[],
         }
     }
@@ -124,6 +142,11 @@ impl Route {
             Route::InfoUsage => "/v2/info/usage".into(),
             Route::OpenApi => "/v2/openapi.json".into(),
             Route::StoreImage(..) => "/v2/stores/{store_id}/{image_id}".into(),
+            Route::Cache => "/v2/cache".into(),
+            Route::CacheImage(_) => "/v2/cache/{image_id}".into(),
+            Route::CacheNodes(_) => "/v2/cache/nodes/{image_id}".into(),
+            Route::CacheClean => "/v2/cache/clean".into(),
+            Route::CachePrune => "/v2/cache/prune".into(),
             Route::NotFound => String::new(),
         }
     }
@@ -187,6 +210,11 @@ mod tests {
             "info/usage",
             "openapi.json",
             "stores/s/i",
+            "cache",
+            "cache/i",
+            "cache/nodes/i",
+            "cache/clean",
+            "cache/prune",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -237,5 +265,12 @@ mod tests {
             Route::Schema("metadefs/tag")
         );
         assert_eq!(Route::parse("schemas/nope"), Route::NotFound);
+        assert_eq!(Route::parse("cache/clean"), Route::CacheClean);
+        assert_eq!(Route::parse("cache/abc"), Route::CacheImage("abc".into()));
+        assert_eq!(
+            Route::parse("cache/nodes/abc"),
+            Route::CacheNodes("abc".into())
+        );
+        assert_eq!(Route::parse("cache/"), Route::NotFound);
     }
 }

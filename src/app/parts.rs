@@ -44,6 +44,39 @@ pub(super) async fn repo(config: &Config) -> Result<Repo, StartError> {
     })
 }
 
+/// `image_cache_dir`: this node's image cache, started, when it is on.
+pub(super) async fn image_cache(
+    config: &Config,
+    repo: &Repo,
+    stores: &glance_layers::store::StoreSet,
+    node_id: &str,
+) -> Result<Option<crate::cache::DiskCache>, StartError> {
+    let d = &config.default;
+    let Some(dir) = &d.image_cache_dir else {
+        return Ok(None);
+    };
+    if d.image_cache_driver != "centralized_db" {
+        return Err(StartError::Config(format!(
+            "image_cache_driver {:?} is not supported; only centralized_db (the cache index in the database) is built",
+            d.image_cache_driver
+        )));
+    }
+    let settings = crate::cache::Settings {
+        dir: dir.clone(),
+        max_size: d.image_cache_max_size,
+        stall_time: Duration::from_secs(d.image_cache_stall_time),
+        // Glance keys the index by this URL; without one, the node's id.
+        node_url: d
+            .worker_self_reference_url
+            .clone()
+            .unwrap_or_else(|| node_id.to_string()),
+    };
+    crate::cache::DiskCache::start(settings, repo.clone(), stores.clone())
+        .await
+        .map(Some)
+        .map_err(StartError::Config)
+}
+
 /// `[oslo_messaging_notifications] driver`: where image events go.
 pub(super) async fn event_sink(config: &Config) -> Result<Arc<dyn EventSink>, StartError> {
     let d = &config.default;

@@ -1,5 +1,6 @@
 //! The database: connection, migrations, and the queries of the core service.
 
+pub mod cache;
 pub mod entity;
 pub mod imports;
 pub mod leases;

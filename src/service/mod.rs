@@ -225,6 +225,10 @@ impl ImageCore {
             | Operation::ListTasks(_)
             | Operation::GetTask { .. }
             | Operation::TasksAccess) => self.task_operation(&ctx, op).await,
+            // The cache layer answers these when `image_cache_dir` turns it on.
+            Operation::Cache(_) => Err(ImageError::NotFound(
+                "Caching via API is not supported at this site.".into(),
+            )),
             // Data moves only through the location layer.
             op @ (Operation::Upload { .. }
             | Operation::Download { .. }

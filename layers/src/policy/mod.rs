@@ -181,6 +181,14 @@ enum Plan {
     Rule(&'static str),
     /// The legacy tasks API: `tasks_api_access`, then the task's own rule, if any.
     Tasks(Option<&'static str>),
+    /// A cache API rule judged against the image when the caller can see it,
+    /// else against nothing; a missing image is a 404 only when `required`
+    /// (Glance's `queue_image_from_api` and `delete_cache_entry`).
+    CacheImage {
+        id: String,
+        rule: &'static str,
+        required: bool,
+    },
     /// Any authenticated caller may.
     Allow,
 }
@@ -213,6 +221,20 @@ impl Plan {
             Operation::ListTasks(_) => return Plan::Tasks(Some("get_tasks")),
             Operation::GetTask { .. } => return Plan::Tasks(Some("get_task")),
             Operation::TasksAccess => return Plan::Tasks(None),
+            Operation::Cache(op) => {
+                return match op {
+                    crate::cache::CacheOp::Queue { id } | crate::cache::CacheOp::Delete { id } => {
+                        Plan::CacheImage {
+                            id: id.clone(),
+                            rule: op.rule(),
+                            required: matches!(op, crate::cache::CacheOp::Queue { .. }),
+                        }
+                    }
+                    // Glance judges the rest, `list_cached_nodes` too, with no
+                    // image target.
+                    _ => Plan::Rule(op.rule()),
+                };
+            }
             // Stage has no rule of its own; Glance checks modify_image.
             Operation::Stage { .. } => ImageCheck::Action("modify_image"),
             Operation::Import { request, .. } => match request.method {
@@ -291,7 +313,12 @@ async fn authorize(
         Plan::Allow => return Ok(None),
         // Every Glance rule has `scope_types=['project']`: a system-scoped token
         // is refused by oslo.policy's scope check whatever its roles.
-        Plan::Create { .. } | Plan::List | Plan::Image { .. } | Plan::Rule(_) | Plan::Tasks(_)
+        Plan::Create { .. }
+        | Plan::List
+        | Plan::Image { .. }
+        | Plan::Rule(_)
+        | Plan::Tasks(_)
+        | Plan::CacheImage { .. }
             if identity.project_id.is_none() && identity.system_scope.is_some() =>
         {
             return Err(ImageError::Forbidden(
@@ -299,6 +326,18 @@ async fn authorize(
             ));
         }
         Plan::Rule(rule) => return enforce(rule, &Target::new()).map(|()| None),
+        Plan::CacheImage { id, rule, required } => {
+            let seen = found
+                .target(&id, project)
+                .await?
+                .filter(|t| is_visible(identity, t))
+                .filter(|t| rules.check("get_image", &creds, &image_target(t)));
+            return match seen {
+                Some(t) => enforce(rule, &image_target(&t)).map(|()| Some(t.image)),
+                None if required => Err(crate::cache::image_not_found(&id)),
+                None => enforce(rule, &Target::new()).map(|()| None),
+            };
+        }
         Plan::Tasks(rule) => {
             let target: Target = project
                 .map(|p| ("project_id".to_string(), p.to_string()))
@@ -642,5 +681,50 @@ mod tests {
             Err(ImageError::Forbidden(_))
         ));
         assert!(run(Some(t), ctx("p1", &["admin"]), dl()).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn the_cache_api_is_for_admins_and_queueing_needs_the_image() {
+        use crate::cache::CacheOp;
+        let public = PolicyTarget {
+            image: image("p1", Visibility::Public).into(),
+            member: None,
+        };
+        let member = ["member", "reader"];
+        let admin = ["admin", "member", "reader"];
+        let queue = || Operation::Cache(CacheOp::Queue { id: "img".into() });
+        // The owner may see the image, yet only an admin may queue it.
+        assert!(matches!(
+            run(Some(public.clone()), ctx("p1", &member), queue()).await,
+            Err(ImageError::Forbidden(_))
+        ));
+        assert!(
+            run(Some(public.clone()), ctx("p1", &admin), queue())
+                .await
+                .is_ok()
+        );
+        // No image: Glance's own text, whoever asks.
+        match run(None, ctx("p1", &member), queue()).await {
+            Err(ImageError::NotFound(m)) => assert_eq!(m, "Image img not found."),
+            other => panic!("{other:?}"),
+        }
+        // An entry of a deleted image may still be deleted, by an admin only.
+        let delete = || Operation::Cache(CacheOp::Delete { id: "img".into() });
+        assert!(run(None, ctx("p1", &admin), delete()).await.is_ok());
+        assert!(matches!(
+            run(None, ctx("p1", &member), delete()).await,
+            Err(ImageError::Forbidden(_))
+        ));
+        for op in [CacheOp::List, CacheOp::Clean, CacheOp::Prune] {
+            assert!(matches!(
+                run(None, ctx("p1", &member), Operation::Cache(op.clone())).await,
+                Err(ImageError::Forbidden(_))
+            ));
+            assert!(
+                run(None, ctx("p1", &admin), Operation::Cache(op))
+                    .await
+                    .is_ok()
+            );
+        }
     }
 }

@@ -336,6 +336,14 @@ pub const DEFAULT_RULES: &[(&str, &str)] = &[
     ("get_tasks", "rule:default"),
     ("add_task", "rule:default"),
     ("modify_task", "rule:default"),
+    // The image cache API: admins only (`glance/policies/cache.py`, `image.py`).
+    ("manage_image_cache", "role:admin"),
+    ("cache_image", "role:admin"),
+    ("cache_list", "role:admin"),
+    ("cache_delete", "role:admin"),
+    ("cache_clean", "role:admin"),
+    ("cache_prune", "role:admin"),
+    ("list_cached_nodes", "role:admin"),
 ];
 
 #[cfg(test)]
