@@ -9,6 +9,7 @@ use crate::context::RequestContext;
 use crate::data::{ByteRange, DataStream, ImageData};
 use crate::image::{Image, Location, Member, MemberStatus, Visibility};
 use crate::import::ImportRequest;
+use crate::metadef::{MetadefOp, MetadefResponse};
 use crate::patch::Change;
 use crate::task::{NewTask, Task, TaskQuery};
 
@@ -141,6 +142,8 @@ pub enum Operation {
     /// Only that the caller is known: for what the API serves by itself
     /// (schemas, `/v2/info/import`).
     Authenticate,
+    /// `/v2/metadefs/...`: metadata definitions (see [`crate::metadef`]).
+    Metadef(MetadefOp),
 }
 
 impl Operation {
@@ -175,6 +178,7 @@ impl Operation {
             Operation::StoresInfo { detail: true } => "stores_info_detail",
             Operation::Usage => "get_usage",
             Operation::Authenticate => "authenticate",
+            Operation::Metadef(op) => op.name(),
         }
     }
 
@@ -186,6 +190,7 @@ impl Operation {
             | Operation::StoresInfo { .. }
             | Operation::Usage
             | Operation::Authenticate
+            | Operation::Metadef(_)
             | Operation::CreateTask(_)
             | Operation::ListTasks(_)
             | Operation::GetTask { .. }
@@ -416,6 +421,8 @@ pub enum ImageResponse {
     Tasks(Vec<Task>),
     /// Nothing to return: the operation only had to be allowed.
     Empty,
+    /// What a metadef operation produced.
+    Metadef(MetadefResponse),
 }
 
 /// One enabled store, as `/v2/info/stores` describes it.
