@@ -5,9 +5,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
-use crate::metadef::{
-    Association, MetadefOp, MetadefResponse, Namespace, Object, Property, Tag,
-};
+use crate::metadef::{Association, MetadefOp, MetadefResponse, Namespace, Object, Property, Tag};
 
 /// What a metadef request will announce once it succeeds, taken from the
 /// request: the kind, and the name in the path (the old name on a rename).
@@ -83,22 +81,21 @@ impl MetadefEvent {
         };
         match (self.kind, resp) {
             (Kind::None, _) => {}
-            (Kind::NamespaceDeleteObjects, MetadefResponse::Namespace(ns)) => {
-                out.push(("metadef_namespace.delete_objects".into(), namespace_payload(ns)))
-            }
+            (Kind::NamespaceDeleteObjects, MetadefResponse::Namespace(ns)) => out.push((
+                "metadef_namespace.delete_objects".into(),
+                namespace_payload(ns),
+            )),
             (Kind::NamespaceDeleteProperties, MetadefResponse::Namespace(ns)) => out.push((
                 "metadef_namespace.delete_properties".into(),
                 namespace_payload(ns),
             )),
-            (Kind::NamespaceDeleteTags, MetadefResponse::Namespace(ns)) => {
-                out.push(("metadef_namespace.delete_tags".into(), namespace_payload(ns)))
-            }
+            (Kind::NamespaceDeleteTags, MetadefResponse::Namespace(ns)) => out.push((
+                "metadef_namespace.delete_tags".into(),
+                namespace_payload(ns),
+            )),
             (Kind::NamespaceCreate, MetadefResponse::Namespace(ns)) => {
                 // Glance adds the contents one by one, each announced.
-                push(
-                    "metadef_namespace.create".into(),
-                    namespace_payload(ns),
-                );
+                push("metadef_namespace.create".into(), namespace_payload(ns));
                 for a in &ns.resource_type_associations {
                     push(
                         "metadef_resource_type.create".into(),
@@ -115,10 +112,9 @@ impl MetadefEvent {
                     push("metadef_property.create".into(), property_payload(p));
                 }
             }
-            (_, MetadefResponse::Namespace(ns)) => push(
-                format!("metadef_namespace.{verb}"),
-                namespace_payload(ns),
-            ),
+            (_, MetadefResponse::Namespace(ns)) => {
+                push(format!("metadef_namespace.{verb}"), namespace_payload(ns))
+            }
             (
                 _,
                 MetadefResponse::Association {
@@ -301,7 +297,8 @@ mod tests {
             namespace: "old".into(),
             fields: NamespaceFields::default(),
         };
-        let sent = MetadefEvent::of(&op).notifications(&MetadefResponse::Namespace(Box::new(ns("new"))));
+        let sent =
+            MetadefEvent::of(&op).notifications(&MetadefResponse::Namespace(Box::new(ns("new"))));
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0].0, "metadef_namespace.update");
         assert_eq!(sent[0].1["namespace"], "new");
@@ -320,7 +317,10 @@ mod tests {
         };
         let sent = MetadefEvent::of(&op).notifications(&MetadefResponse::Tag(tag));
         assert_eq!(sent[0].0, "metadef_tag.update");
-        assert_eq!((sent[0].1["name"].as_str(), sent[0].1["name_old"].as_str()), (Some("b"), Some("a")));
+        assert_eq!(
+            (sent[0].1["name"].as_str(), sent[0].1["name_old"].as_str()),
+            (Some("b"), Some("a"))
+        );
     }
 
     #[test]
@@ -328,7 +328,8 @@ mod tests {
         let op = MetadefOp::DeleteNamespace {
             namespace: "n".into(),
         };
-        let sent = MetadefEvent::of(&op).notifications(&MetadefResponse::Namespace(Box::new(ns("n"))));
+        let sent =
+            MetadefEvent::of(&op).notifications(&MetadefResponse::Namespace(Box::new(ns("n"))));
         assert_eq!(sent[0].0, "metadef_namespace.delete");
         assert_eq!(sent[0].1["deleted"], json!(true));
         assert!(sent[0].1["deleted_at"].is_string());
@@ -336,8 +337,10 @@ mod tests {
             namespace: "n".into(),
             resource_type: None,
         };
-        assert!(MetadefEvent::of(&op)
-            .notifications(&MetadefResponse::Namespace(Box::new(ns("n"))))
-            .is_empty());
+        assert!(
+            MetadefEvent::of(&op)
+                .notifications(&MetadefResponse::Namespace(Box::new(ns("n"))))
+                .is_empty()
+        );
     }
 }

@@ -13,6 +13,7 @@ mod import;
 #[doc(hidden)] // public for benches/render.rs only
 pub mod json;
 mod members;
+mod metadefs;
 pub mod parse;
 #[doc(hidden)] // public for benches/render.rs only
 pub mod render;
@@ -41,6 +42,8 @@ use body::RequestBody;
 pub use body::{ApiBody, BoxError};
 use errors::ApiError;
 pub use errors::webob_error;
+/// The metadef body checks, which the catalogue loader applies to its files too.
+pub(crate) use metadefs::parse as metadefs_parse;
 use parse::PageLimits;
 use routes::Route;
 
@@ -415,6 +418,7 @@ impl Api {
             Route::InfoImport => discovery::import_info(self, ctx).await,
             Route::InfoStores { detail } => discovery::stores(self, ctx, detail).await,
             Route::InfoUsage => discovery::usage(self, ctx).await,
+            r if r.is_metadef() => metadefs::handle(self, ctx, r, parts, body, base).await,
             _ => Err(not_found().into()),
         }
     }

@@ -6,11 +6,11 @@
 
 use chrono::{DateTime, Utc};
 use glance_layers::ImageError;
+use glance_layers::metadef::Namespace;
 use glance_layers::metadef::{
     Association, NamespaceFields, NamespaceQuery, NamespaceSortKey, NamespaceVisibility,
     NewAssociation, NewNamespace, NewObject, NewProperty, Object, Property, ResourceType, Tag,
 };
-use glance_layers::metadef::Namespace;
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, Order,
@@ -210,7 +210,11 @@ impl Repo {
             };
             cond = cond.add(after);
         }
-        let order = if q.descending { Order::Desc } else { Order::Asc };
+        let order = if q.descending {
+            Order::Desc
+        } else {
+            Order::Asc
+        };
         let rows = ns::Entity::find()
             .filter(cond)
             .order_by(col, order.clone())
@@ -725,7 +729,11 @@ async fn insert_namespace_in(
         .await
         .map_err(|e| write_error(e, || duplicate_namespace(&f.namespace)))?
         .last_insert_id;
-    let mut created = match ns::Entity::find_by_id(id).one(txn).await.map_err(db_error)? {
+    let mut created = match ns::Entity::find_by_id(id)
+        .one(txn)
+        .await
+        .map_err(db_error)?
+    {
         Some(row) => namespace_from_row(row).namespace,
         None => return Err(ImageError::internal("a namespace vanished as it was made")),
     };

@@ -81,7 +81,12 @@ fn prefix_object(o: &mut Object, prefix: &str) {
 
 impl ImageCore {
     /// The namespace `name`, if the caller may see it.
-    async fn namespace(&self, ctx: &RequestContext, name: &str, how: Lookup) -> Result<NamespaceRow> {
+    async fn namespace(
+        &self,
+        ctx: &RequestContext,
+        name: &str,
+        how: Lookup,
+    ) -> Result<NamespaceRow> {
         let row = self.repo.metadef_namespace(name).await?;
         match (row, how) {
             (Some(r), _) if r.namespace.is_visible_to(ctx.project_id(), ctx.is_admin()) => Ok(r),
@@ -91,9 +96,7 @@ impl ImageCore {
             (Some(_), Lookup::Show) => Err(ImageError::NotFound(
                 "The resource could not be found.".into(),
             )),
-            (_, Lookup::Other) => Err(ImageError::NotFound(format!(
-                "Namespace {name} not found"
-            ))),
+            (_, Lookup::Other) => Err(ImageError::NotFound(format!("Namespace {name} not found"))),
         }
     }
 
@@ -361,7 +364,10 @@ impl ImageCore {
                 let mut made = repo
                     .insert_metadef_tags(row.id, &namespace, &[name], true, now())
                     .await?;
-                R::Tag(made.pop().ok_or_else(|| ImageError::internal("no tag made"))?)
+                R::Tag(
+                    made.pop()
+                        .ok_or_else(|| ImageError::internal("no tag made"))?,
+                )
             }
             GetTag { namespace, name } => {
                 let row = self.namespace(ctx, &namespace, Lookup::Other).await?;

@@ -229,7 +229,12 @@ impl Plan {
             Operation::TasksAccess => return Plan::Tasks(None),
             Operation::Metadef(op) => {
                 return Plan::Metadef {
-                    rules: op.rules().iter().copied().chain(op.content_rules()).collect(),
+                    rules: op
+                        .rules()
+                        .iter()
+                        .copied()
+                        .chain(op.content_rules())
+                        .collect(),
                     namespace: op.namespace().map(str::to_string),
                 };
             }
@@ -357,7 +362,10 @@ async fn authorize(
                 .collect();
             return enforce("get_images", &target).map(|()| None);
         }
-        Plan::Metadef { rules: wanted, namespace } => {
+        Plan::Metadef {
+            rules: wanted,
+            namespace,
+        } => {
             return authorize_metadef(rules, found.lookup, identity, &creds, wanted, namespace)
                 .await
                 .map(|()| None);
