@@ -69,7 +69,7 @@ pub fn namespace(ns: &Namespace) -> Value {
     if !ns.objects.is_empty() {
         m.insert(
             "objects".into(),
-            json!(ns.objects.iter().map(|o| object(o)).collect::<Vec<_>>()),
+            json!(ns.objects.iter().map(object).collect::<Vec<_>>()),
         );
     }
     put_opt(&mut m, "owner", &ns.owner);
