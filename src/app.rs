@@ -95,6 +95,15 @@ impl AppBuilder {
         let algo = parts::hash_algo(&config)?;
         std::fs::create_dir_all(&d.data_dir).map_err(StartError::Store)?;
         let repo = parts::repo(&config).await?;
+        // A fresh database gets our metadef catalogue, so clients (Horizon,
+        // tempest) find resource types as on a Glance after `db load_metadefs`.
+        match crate::metadef_catalogue::load_embedded_if_empty(&repo).await {
+            Ok(Some(report)) => {
+                tracing::info!(namespaces = ?report.loaded, "loaded the built-in metadef catalogue")
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "the built-in metadef catalogue did not load"),
+        }
         let node = NodeIdentity::establish(d.node_id.as_deref(), &d.data_dir)
             .map_err(StartError::Config)?;
         tracing::info!(node = %node.node_id, "upload leases are taken as this node");

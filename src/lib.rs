@@ -12,6 +12,7 @@ pub mod fetch;
 pub mod http;
 pub mod import_plugins;
 pub mod keystone;
+pub mod metadef_catalogue;
 pub mod notify;
 pub mod recovery;
 pub mod server;

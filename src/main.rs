@@ -1,5 +1,5 @@
-//! `glance-api`: run the image service (`serve`) or bring its database schema up to
-//! date (`migrate`).
+//! `glance-api`: run the image service (`serve`), bring its database schema up to
+//! date (`migrate`), or load metadef namespaces (`load-metadefs DIR`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +31,15 @@ enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Load metadef namespaces from a directory of JSON files in Glance's
+    /// catalogue format (as `glance-manage db load_metadefs`), then exit.
+    LoadMetadefs {
+        /// The directory; every `*.json` file in it is one namespace.
+        dir: PathBuf,
+        /// Replace namespaces that exist already (by default they are kept).
+        #[arg(long)]
+        replace: bool,
+    },
 }
 
 async fn shutdown_signal() {
@@ -76,6 +85,32 @@ async fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("glance-api: migrate: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::LoadMetadefs { dir, replace } => {
+            let existing = if replace {
+                glance_api::metadef_catalogue::Existing::Replace
+            } else {
+                glance_api::metadef_catalogue::Existing::Skip
+            };
+            match glance_api::metadef_catalogue::load_dir_with_config(&config, &dir, existing).await
+            {
+                Ok(report) => {
+                    for (what, names) in [
+                        ("loaded", &report.loaded),
+                        ("replaced", &report.replaced),
+                        ("skipped (exists)", &report.skipped),
+                    ] {
+                        for name in names {
+                            println!("{what}: {name}");
+                        }
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("glance-api: load-metadefs: {e}");
                     ExitCode::FAILURE
                 }
             }

@@ -49,6 +49,8 @@ pub mod image;
 pub mod import;
 pub mod inspect;
 pub mod location;
+pub mod metadef;
+mod metadef_notify;
 pub mod middleware;
 pub mod notifier;
 pub mod patch;

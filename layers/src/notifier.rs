@@ -200,7 +200,16 @@ impl Middleware for Notifier {
             }
             _ => None,
         };
+        let metadef = match &req.op {
+            Operation::Metadef(op) => Some(crate::metadef_notify::MetadefEvent::of(op)),
+            _ => None,
+        };
         let result = next.run(req).await;
+        if let (Some(event), Ok(ImageResponse::Metadef(resp))) = (&metadef, &result) {
+            for (kind, payload) in event.notifications(resp) {
+                emitter.emit(&kind, Priority::Info, payload);
+            }
+        }
         if let Some(prepare) = prepare {
             prepare.send();
         }

@@ -10,6 +10,7 @@ use crate::context::RequestContext;
 use crate::data::{ByteRange, DataStream, ImageData};
 use crate::image::{Image, Location, Member, MemberStatus, Visibility};
 use crate::import::ImportRequest;
+use crate::metadef::{MetadefOp, MetadefResponse};
 use crate::patch::Change;
 use crate::task::{NewTask, Task, TaskQuery};
 
@@ -158,6 +159,8 @@ pub enum Operation {
     /// The cache API (`/v2/cache...`). The cache layer answers it; without one
     /// the core says caching is not supported at this site.
     Cache(CacheOp),
+    /// `/v2/metadefs/...`: metadata definitions (see [`crate::metadef`]).
+    Metadef(MetadefOp),
 }
 
 impl Operation {
@@ -195,6 +198,7 @@ impl Operation {
             Operation::Usage => "get_usage",
             Operation::Authenticate => "authenticate",
             Operation::Cache(op) => op.rule(),
+            Operation::Metadef(op) => op.name(),
         }
     }
 
@@ -206,6 +210,7 @@ impl Operation {
             | Operation::StoresInfo { .. }
             | Operation::Usage
             | Operation::Authenticate
+            | Operation::Metadef(_)
             | Operation::CreateTask(_)
             | Operation::ListTasks(_)
             | Operation::GetTask { .. }
@@ -441,6 +446,8 @@ pub enum ImageResponse {
     Cache(CacheReply),
     /// Nothing to return: the operation only had to be allowed.
     Empty,
+    /// What a metadef operation produced.
+    Metadef(MetadefResponse),
 }
 
 /// One enabled store, as `/v2/info/stores` describes it.

@@ -12,6 +12,7 @@ mod m20261130_000003_long_property_values;
 mod m20261130_000004_leases;
 mod m20261130_000005_case_sensitive_keys;
 mod m20261130_000006_tasks;
+mod m20261130_000007_metadefs;
 mod m20261130_000010_image_cache;
 
 pub struct Migrator;
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000004_leases::Migration),
             Box::new(m20261130_000005_case_sensitive_keys::Migration),
             Box::new(m20261130_000006_tasks::Migration),
+            Box::new(m20261130_000007_metadefs::Migration),
             Box::new(m20261130_000010_image_cache::Migration),
         ]
     }

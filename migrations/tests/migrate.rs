@@ -25,6 +25,12 @@ async fn up_down_up_on_sqlite() {
         "image_properties",
         "image_tags",
         "images",
+        "metadef_namespace_resource_types",
+        "metadef_namespaces",
+        "metadef_objects",
+        "metadef_properties",
+        "metadef_resource_types",
+        "metadef_tags",
         "task_info",
         "tasks",
     ] {

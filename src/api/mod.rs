@@ -15,6 +15,7 @@ mod import;
 pub mod json;
 mod locations;
 mod members;
+mod metadefs;
 pub mod parse;
 #[doc(hidden)] // public for benches/render.rs only
 pub mod render;
@@ -43,6 +44,8 @@ use body::RequestBody;
 pub use body::{ApiBody, BoxError};
 use errors::ApiError;
 pub use errors::webob_error;
+/// The metadef body checks, which the catalogue loader applies to its files too.
+pub(crate) use metadefs::parse as metadefs_parse;
 use parse::PageLimits;
 use routes::Route;
 
@@ -442,6 +445,7 @@ impl Api {
             Route::CacheNodes(id) => cache::nodes(self, ctx, id).await,
             Route::CacheClean => cache::clean(self, ctx).await,
             Route::CachePrune => cache::prune(self, ctx).await,
+            r if r.is_metadef() => metadefs::handle(self, ctx, r, parts, body, base).await,
             _ => Err(not_found().into()),
         }
     }

@@ -33,6 +33,17 @@ pub enum Route {
     CacheNodes(String),
     CacheClean,
     CachePrune,
+    MetadefNamespaces,
+    MetadefNamespace(String),
+    MetadefResourceTypes,
+    MetadefAssociations(String),
+    MetadefAssociation(String, String),
+    MetadefProperties(String),
+    MetadefProperty(String, String),
+    MetadefObjects(String),
+    MetadefObject(String, String),
+    MetadefTags(String),
+    MetadefTag(String, String),
     NotFound,
 }
 
@@ -73,9 +84,32 @@ impl Route {
             ["cache", "prune"] => Route::CachePrune,
             ["cache", "nodes", id] if !id.is_empty() => Route::CacheNodes(s(id)),
             ["cache", id] if !id.is_empty() => Route::CacheImage(s(id)),
+            ["metadefs", ..] => Route::parse_metadefs(&segs[1..]),
             ["stores", store, id] if !store.is_empty() && !id.is_empty() => {
                 Route::StoreImage(s(store), s(id))
             }
+            _ => Route::NotFound,
+        }
+    }
+
+    /// `/v2/metadefs/...`, after `metadefs/`.
+    fn parse_metadefs(segs: &[&str]) -> Route {
+        let s = |x: &&str| x.to_string();
+        match segs {
+            ["namespaces"] => Route::MetadefNamespaces,
+            ["resource_types"] => Route::MetadefResourceTypes,
+            ["namespaces", ns, rest @ ..] if !ns.is_empty() => match rest {
+                [] => Route::MetadefNamespace(s(ns)),
+                ["resource_types"] => Route::MetadefAssociations(s(ns)),
+                ["resource_types", rt] if !rt.is_empty() => Route::MetadefAssociation(s(ns), s(rt)),
+                ["properties"] => Route::MetadefProperties(s(ns)),
+                ["properties", p] if !p.is_empty() => Route::MetadefProperty(s(ns), s(p)),
+                ["objects"] => Route::MetadefObjects(s(ns)),
+                ["objects", o] if !o.is_empty() => Route::MetadefObject(s(ns), s(o)),
+                ["tags"] => Route::MetadefTags(s(ns)),
+                ["tags", t] if !t.is_empty() => Route::MetadefTag(s(ns), s(t)),
+                _ => Route::NotFound,
+            },
             _ => Route::NotFound,
         }
     }
@@ -106,6 +140,18 @@ impl Route {
             Route::CacheImage(_) => &[Method::DELETE, Method::PUT],
             Route::CacheNodes(_) => &[Method::GET],
             Route::CacheClean | Route::CachePrune => &[Method::POST],
+            Route::MetadefNamespaces | Route::MetadefAssociations(_) => {
+                &[Method::GET, Method::POST]
+            }
+            Route::MetadefNamespace(_) | Route::MetadefProperty(..) | Route::MetadefObject(..) => {
+                &[Method::GET, Method::PUT, Method::DELETE]
+            }
+            Route::MetadefResourceTypes => &[Method::GET],
+            Route::MetadefAssociation(..) => &[Method::DELETE],
+            Route::MetadefProperties(_) | Route::MetadefObjects(_) | Route::MetadefTags(_) => {
+                &[Method::GET, Method::POST, Method::DELETE]
+            }
+            Route::MetadefTag(..) => &[Method::GET, Method::POST, Method::PUT, Method::DELETE],
             Route::NotFound => &[],
         }
     }
@@ -147,8 +193,50 @@ impl Route {
             Route::CacheNodes(_) => "/v2/cache/nodes/{image_id}".into(),
             Route::CacheClean => "/v2/cache/clean".into(),
             Route::CachePrune => "/v2/cache/prune".into(),
+            Route::MetadefNamespaces => "/v2/metadefs/namespaces".into(),
+            Route::MetadefNamespace(_) => "/v2/metadefs/namespaces/{namespace_name}".into(),
+            Route::MetadefResourceTypes => "/v2/metadefs/resource_types".into(),
+            Route::MetadefAssociations(_) => {
+                "/v2/metadefs/namespaces/{namespace_name}/resource_types".into()
+            }
+            Route::MetadefAssociation(..) => {
+                "/v2/metadefs/namespaces/{namespace_name}/resource_types/{resource_type_name}"
+                    .into()
+            }
+            Route::MetadefProperties(_) => {
+                "/v2/metadefs/namespaces/{namespace_name}/properties".into()
+            }
+            Route::MetadefProperty(..) => {
+                "/v2/metadefs/namespaces/{namespace_name}/properties/{property_name}".into()
+            }
+            Route::MetadefObjects(_) => "/v2/metadefs/namespaces/{namespace_name}/objects".into(),
+            Route::MetadefObject(..) => {
+                "/v2/metadefs/namespaces/{namespace_name}/objects/{object_name}".into()
+            }
+            Route::MetadefTags(_) => "/v2/metadefs/namespaces/{namespace_name}/tags".into(),
+            Route::MetadefTag(..) => {
+                "/v2/metadefs/namespaces/{namespace_name}/tags/{tag_name}".into()
+            }
             Route::NotFound => String::new(),
         }
+    }
+
+    /// Whether the route is one of `/v2/metadefs/...`.
+    pub fn is_metadef(&self) -> bool {
+        matches!(
+            self,
+            Route::MetadefNamespaces
+                | Route::MetadefNamespace(_)
+                | Route::MetadefResourceTypes
+                | Route::MetadefAssociations(_)
+                | Route::MetadefAssociation(..)
+                | Route::MetadefProperties(_)
+                | Route::MetadefProperty(..)
+                | Route::MetadefObjects(_)
+                | Route::MetadefObject(..)
+                | Route::MetadefTags(_)
+                | Route::MetadefTag(..)
+        )
     }
 
     /// Whether the route and method take a request body at all.
@@ -164,6 +252,15 @@ impl Route {
                 | (Route::Members(_), &Method::POST)
                 | (Route::Member(..), &Method::PUT)
                 | (Route::Tasks, &Method::POST)
+                | (Route::MetadefNamespaces, &Method::POST)
+                | (Route::MetadefNamespace(_), &Method::PUT)
+                | (Route::MetadefAssociations(_), &Method::POST)
+                | (Route::MetadefProperties(_), &Method::POST)
+                | (Route::MetadefProperty(..), &Method::PUT)
+                | (Route::MetadefObjects(_), &Method::POST)
+                | (Route::MetadefObject(..), &Method::PUT)
+                | (Route::MetadefTags(_), &Method::POST)
+                | (Route::MetadefTag(..), &Method::PUT)
         )
     }
 }
@@ -215,6 +312,17 @@ mod tests {
             "cache/nodes/i",
             "cache/clean",
             "cache/prune",
+            "metadefs/namespaces",
+            "metadefs/namespaces/n",
+            "metadefs/resource_types",
+            "metadefs/namespaces/n/resource_types",
+            "metadefs/namespaces/n/resource_types/r",
+            "metadefs/namespaces/n/properties",
+            "metadefs/namespaces/n/properties/p",
+            "metadefs/namespaces/n/objects",
+            "metadefs/namespaces/n/objects/o",
+            "metadefs/namespaces/n/tags",
+            "metadefs/namespaces/n/tags/t",
         ]
         .iter()
         .map(|s| s.to_string())

@@ -5,6 +5,7 @@ pub mod entity;
 pub mod imports;
 pub mod leases;
 pub mod list;
+pub mod metadefs;
 mod repo;
 pub mod tasks;
 

@@ -20,6 +20,7 @@ use crate::db::list::Scope;
 use crate::recovery::LeaseKeeper;
 
 mod imports;
+mod metadefs;
 mod tasks;
 mod uploads;
 
@@ -220,6 +221,7 @@ impl ImageCore {
             Operation::StoresInfo { .. } => Ok(ImageResponse::Stores(Vec::new())),
             Operation::Usage => Ok(ImageResponse::Usage(Vec::new())),
             Operation::Authenticate => ctx.identity().map(|_| ImageResponse::Empty),
+            Operation::Metadef(op) => self.metadef_operation(&ctx, op).await,
             op @ (Operation::ImageTasks { .. }
             | Operation::CreateTask(_)
             | Operation::ListTasks(_)
@@ -468,6 +470,17 @@ impl ImageLookup for ImageCore {
             image: Arc::new(image),
             member,
         }))
+    }
+
+    async fn metadef_namespace(
+        &self,
+        name: &str,
+    ) -> Result<Option<glance_layers::metadef::Namespace>> {
+        Ok(self
+            .repo
+            .metadef_namespace(name)
+            .await?
+            .map(|r| r.namespace))
     }
 
     /// Only a shared image's non-owner has a member row worth reading.

@@ -13,6 +13,7 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 
 use crate::image::{Image, ImageStatus, Member, Visibility};
+use crate::metadef::Namespace;
 use crate::middleware::{Middleware, MiddlewareLayer, Next};
 use crate::patch::{Change, PatchOp};
 use crate::{Identity, ImageError, ImageRequest, ImageResponse, ImageService, Operation};
@@ -49,6 +50,13 @@ pub trait ImageLookup: Send + Sync + 'static {
             .lookup(&image.id, project_id)
             .await?
             .and_then(|t| t.member))
+    }
+
+    /// The metadef namespace a request names, for the rules to judge; `None`
+    /// when there is none. The default knows no namespaces: the core then
+    /// answers for them (a 404 for the missing and the hidden alike).
+    async fn metadef_namespace(&self, _name: &str) -> Result<Option<Namespace>, ImageError> {
+        Ok(None)
     }
 }
 
@@ -191,6 +199,12 @@ enum Plan {
     },
     /// Any authenticated caller may.
     Allow,
+    /// A metadef operation: its rules, judged on the namespace it names (or on
+    /// the caller's project when it names none).
+    Metadef {
+        rules: Vec<&'static str>,
+        namespace: Option<String>,
+    },
 }
 
 enum ImageCheck {
@@ -233,6 +247,17 @@ impl Plan {
                     // Glance judges the rest, `list_cached_nodes` too, with no
                     // image target.
                     _ => Plan::Rule(op.rule()),
+                };
+            }
+            Operation::Metadef(op) => {
+                return Plan::Metadef {
+                    rules: op
+                        .rules()
+                        .iter()
+                        .copied()
+                        .chain(op.content_rules())
+                        .collect(),
+                    namespace: op.namespace().map(str::to_string),
                 };
             }
             // Stage has no rule of its own; Glance checks modify_image.
@@ -319,6 +344,7 @@ async fn authorize(
         | Plan::Rule(_)
         | Plan::Tasks(_)
         | Plan::CacheImage { .. }
+        | Plan::Metadef { .. }
             if identity.project_id.is_none() && identity.system_scope.is_some() =>
         {
             return Err(ImageError::Forbidden(
@@ -373,6 +399,14 @@ async fn authorize(
                 .collect();
             return enforce("get_images", &target).map(|()| None);
         }
+        Plan::Metadef {
+            rules: wanted,
+            namespace,
+        } => {
+            return authorize_metadef(rules, found.lookup, identity, &creds, wanted, namespace)
+                .await
+                .map(|()| None);
+        }
         Plan::Image { id, check } => (id, check),
     };
     let t = found
@@ -410,6 +444,50 @@ async fn authorize(
         }
     }?;
     Ok(Some(t.image))
+}
+
+/// Glance's `MetadefAPIPolicy`: rules judged on the namespace's owner and
+/// visibility; a namespace the caller may not read is missing (404), one they
+/// may read but not change is forbidden (403).
+async fn authorize_metadef(
+    rules: &RuleSet,
+    lookup: &dyn ImageLookup,
+    identity: &Identity,
+    creds: &Creds,
+    wanted: Vec<&'static str>,
+    namespace: Option<String>,
+) -> Result<(), ImageError> {
+    let project = identity.project_id.as_deref();
+    let mut target: Target = project
+        .map(|p| ("project_id".to_string(), p.to_string()))
+        .into_iter()
+        .collect();
+    if let Some(name) = namespace {
+        let Some(ns) = lookup.metadef_namespace(&name).await? else {
+            // Nothing to judge: the core answers that it is missing.
+            return Ok(());
+        };
+        if !ns.is_visible_to(project, identity.is_admin) {
+            // The core hides it with the words Glance uses for this operation.
+            return Ok(());
+        }
+        target = Target::new();
+        if let Some(owner) = &ns.owner {
+            target.insert("project_id".into(), owner.clone());
+        }
+        target.insert("visibility".into(), ns.visibility.as_str().into());
+        if !rules.check("get_metadef_namespace", creds, &target) {
+            return Err(ImageError::NotFound(
+                "The resource could not be found.".into(),
+            ));
+        }
+    }
+    for rule in wanted {
+        if !rules.check(rule, creds, &target) {
+            return Err(denied(rule));
+        }
+    }
+    Ok(())
 }
 
 fn check_visibility_change(

@@ -289,6 +289,9 @@ const ADMIN_OR_PROJECT_MEMBER: &str =
     "rule:context_is_admin or (role:member and project_id:%(project_id)s)";
 const ADMIN_OR_PROJECT_READER: &str =
     "rule:context_is_admin or (role:reader and project_id:%(project_id)s)";
+/// Glance's `ADMIN_OR_PROJECT_READER_GET_NAMESPACE`: metadef reads.
+const METADEF_READ: &str = "rule:context_is_admin or (role:reader and (project_id:%(project_id)s or 'public':%(visibility)s))";
+const METADEF_ADMIN: &str = "rule:metadef_admin";
 const ADMIN_OR_READER_OR_SHARED_MEMBER: &str = "rule:context_is_admin or (role:reader and (project_id:%(project_id)s or project_id:%(member_id)s))";
 
 /// Glance's secure-RBAC defaults (`glance/policies/*.py`, new defaults enforced).
@@ -344,6 +347,36 @@ pub const DEFAULT_RULES: &[(&str, &str)] = &[
     ("cache_clean", "role:admin"),
     ("cache_prune", "role:admin"),
     ("list_cached_nodes", "role:admin"),
+    // Metadata definitions (`glance/policies/metadef.py`): reads for readers of
+    // their own or public namespaces, every write for admins only.
+    ("metadef_default", ""),
+    ("metadef_admin", ADMIN),
+    ("get_metadef_namespace", METADEF_READ),
+    ("get_metadef_namespaces", ADMIN_OR_PROJECT_READER),
+    ("modify_metadef_namespace", METADEF_ADMIN),
+    ("add_metadef_namespace", METADEF_ADMIN),
+    ("delete_metadef_namespace", METADEF_ADMIN),
+    ("get_metadef_object", METADEF_READ),
+    ("get_metadef_objects", METADEF_READ),
+    ("modify_metadef_object", METADEF_ADMIN),
+    ("add_metadef_object", METADEF_ADMIN),
+    ("delete_metadef_object", METADEF_ADMIN),
+    ("list_metadef_resource_types", METADEF_READ),
+    ("get_metadef_resource_type", METADEF_READ),
+    ("add_metadef_resource_type_association", METADEF_ADMIN),
+    ("remove_metadef_resource_type_association", METADEF_ADMIN),
+    ("get_metadef_property", METADEF_READ),
+    ("get_metadef_properties", METADEF_READ),
+    ("modify_metadef_property", METADEF_ADMIN),
+    ("add_metadef_property", METADEF_ADMIN),
+    ("remove_metadef_property", METADEF_ADMIN),
+    ("get_metadef_tag", METADEF_READ),
+    ("get_metadef_tags", METADEF_READ),
+    ("modify_metadef_tag", METADEF_ADMIN),
+    ("add_metadef_tag", METADEF_ADMIN),
+    ("add_metadef_tags", METADEF_ADMIN),
+    ("delete_metadef_tag", METADEF_ADMIN),
+    ("delete_metadef_tags", METADEF_ADMIN),
 ];
 
 #[cfg(test)]
@@ -425,6 +458,28 @@ mod tests {
         let shared = target(&[("project_id", "p1"), ("member_id", "p2")]);
         assert!(rules.check("modify_member", &creds(&["member"], "p2"), &shared));
         assert!(!rules.check("modify_member", &creds(&["member"], "p1"), &shared));
+    }
+
+    #[test]
+    fn metadef_reads_are_for_readers_and_writes_for_admins() {
+        let rules = RuleSet::defaults();
+        let names: Vec<_> = DEFAULT_RULES
+            .iter()
+            .filter(|(n, _)| n.contains("metadef_") && !n.starts_with("metadef_"))
+            .collect();
+        assert_eq!(names.len(), 26, "Glance's 26 metadef rules");
+        let private = target(&[("project_id", "p1"), ("visibility", "private")]);
+        let public = target(&[("project_id", "p1"), ("visibility", "public")]);
+        let reader = |p| creds(&["reader"], p);
+        assert!(rules.check("get_metadef_namespace", &reader("p1"), &private));
+        assert!(!rules.check("get_metadef_namespace", &reader("p2"), &private));
+        assert!(rules.check("get_metadef_tags", &reader("p2"), &public));
+        let member = creds(&["member", "reader"], "p1");
+        assert!(!rules.check("add_metadef_tag", &member, &private));
+        assert!(rules.check("add_metadef_tag", &creds(&["admin"], "p9"), &private));
+        // An operator may hand writes to someone else, as with any rule.
+        let delegated = RuleSet::with_overrides([("metadef_admin", "role:member")]).unwrap();
+        assert!(delegated.check("modify_metadef_namespace", &member, &private));
     }
 
     #[test]
