@@ -10,7 +10,7 @@
 
 use futures_util::StreamExt;
 use md5::Md5;
-use serde_json::{Value, json};
+use serde_json::json;
 use sha2::Digest;
 
 use super::records::ImportJob;
@@ -121,29 +121,16 @@ pub(super) async fn register(
     url: &str,
     validation: Option<&ValidationData>,
 ) -> Result<(), ImageError> {
-    let invalid = || ImageError::Invalid("Invalid location".into());
-    let scheme = url
-        .split_once(':')
-        .map(|(s, _)| s.to_ascii_lowercase())
-        .unwrap_or_default();
-    if matches!(scheme.as_str(), "" | "file" | "filesystem" | "swift+config") {
-        return Err(invalid());
-    }
-    let (store_id, store) = s.stores.owner_of(url, None).ok_or_else(invalid)?;
-    let store_id = store_id.to_string();
-    let store = store.clone();
-    let size = match store.size(url).await {
-        Ok(size) if size > 0 => size,
-        _ => return Err(invalid()),
-    };
-    let mut metadata = serde_json::Map::new();
-    if s.multistore {
-        metadata.insert("store".into(), Value::String(store_id.clone()));
-    }
     let location = Location {
         url: url.to_string(),
-        metadata,
+        metadata: serde_json::Map::new(),
     };
+    let crate::location::CheckedLocation {
+        location,
+        store_id,
+        store,
+        size,
+    } = crate::location::check_new_location(&s.stores, s.multistore, location).await?;
     s.records.import_writes_to(job, &store_id).await?;
     let algo = validation
         .map(|v| v.os_hash_algo.clone())

@@ -223,42 +223,12 @@ impl Plan {
 }
 
 impl Locations {
-    /// A location a client gave, checked as Glance's `_check_image_location`
-    /// does: a store must own the URL (never `file://`), and say it holds data.
-    /// Returns it as it is kept (with its store's id when stores are named)
-    /// and the size of its data.
-    pub(super) async fn checked_location(
-        &self,
-        item: &Value,
-    ) -> Result<(Location, u64), ImageError> {
-        let invalid = || ImageError::Invalid("Invalid location".into());
-        let mut location = plain_location(item);
-        let scheme = location
-            .url
-            .split_once(':')
-            .map(|(s, _)| s.to_ascii_lowercase())
-            .unwrap_or_default();
-        if matches!(scheme.as_str(), "" | "file" | "filesystem" | "swift+config") {
-            return Err(invalid());
-        }
-        let (store_id, store) = self
-            .stores
-            .owner_of(&location.url, store_of(&location))
-            .ok_or_else(invalid)?;
-        let size = match store.size(&location.url).await {
-            Ok(size) if size > 0 => size,
-            Ok(_) => return Err(invalid()),
-            Err(e) => {
-                tracing::info!(url = %location.url, error = %e, "location refused");
-                return Err(invalid());
-            }
-        };
-        if self.options.multistore {
-            location
-                .metadata
-                .insert("store".into(), Value::String(store_id.to_string()));
-        }
-        Ok((location, size))
+    /// A location a client gave, checked (see [`super::check_new_location`]).
+    async fn checked_location(&self, item: &Value) -> Result<(Location, u64), ImageError> {
+        let checked =
+            super::check_new_location(&self.stores, self.options.multistore, plain_location(item))
+                .await?;
+        Ok((checked.location, checked.size))
     }
 }
 

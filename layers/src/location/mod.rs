@@ -151,6 +151,58 @@ impl Locations {
     }
 }
 
+/// A new location, checked as Glance's `_check_image_location` does.
+pub(crate) struct CheckedLocation {
+    /// As it is kept: with its store's id when stores are named.
+    pub(crate) location: Location,
+    pub(crate) store_id: String,
+    pub(crate) store: Arc<dyn crate::store::Store>,
+    /// Bytes of data the store reports there.
+    pub(crate) size: u64,
+}
+
+/// Checks a location a client gives (legacy `PATCH`, the location API): a store
+/// must own the URL, never a local one (`file://`...), and report data there;
+/// anything else is "Invalid location".
+pub(crate) async fn check_new_location(
+    stores: &StoreSet,
+    multistore: bool,
+    mut location: Location,
+) -> Result<CheckedLocation, ImageError> {
+    let invalid = || ImageError::Invalid("Invalid location".into());
+    let scheme = location
+        .url
+        .split_once(':')
+        .map(|(s, _)| s.to_ascii_lowercase())
+        .unwrap_or_default();
+    if matches!(scheme.as_str(), "" | "file" | "filesystem" | "swift+config") {
+        return Err(invalid());
+    }
+    let (store_id, store) = stores
+        .owner_of(&location.url, store_of(&location))
+        .ok_or_else(invalid)?;
+    let size = match store.size(&location.url).await {
+        Ok(size) if size > 0 => size,
+        Ok(_) => return Err(invalid()),
+        Err(e) => {
+            tracing::info!(url = %location.url, error = %e, "location refused");
+            return Err(invalid());
+        }
+    };
+    if multistore {
+        location.metadata.insert(
+            "store".into(),
+            serde_json::Value::String(store_id.to_string()),
+        );
+    }
+    Ok(CheckedLocation {
+        location,
+        store_id: store_id.to_string(),
+        store: store.clone(),
+        size,
+    })
+}
+
 pub(crate) fn store_of(loc: &Location) -> Option<&str> {
     loc.metadata.get("store").and_then(|v| v.as_str())
 }
