@@ -100,6 +100,7 @@ impl Middleware for Auth {
             .authenticator
             .authenticate(&req.ctx.credentials)
             .await?;
+        req.ctx.caller.set(&identity);
         req.ctx.identity = Some(identity);
         next.run(req).await
     }

@@ -17,6 +17,26 @@ pub struct RequestContext {
     pub identity: Option<Identity>,
     /// The image the request targets, once a layer has read it.
     pub loaded: LoadedImage,
+    /// Who the auth layer found asking, for the edge that made the request
+    /// (its access log names the project).
+    pub caller: CallerSlot,
+}
+
+/// The project the auth layer resolved, shared with whoever made the request:
+/// the request travels down the stack and does not come back, this does.
+#[derive(Debug, Clone, Default)]
+pub struct CallerSlot(Arc<std::sync::OnceLock<Option<String>>>);
+
+impl CallerSlot {
+    /// Records the caller's project; the first record stays.
+    pub fn set(&self, identity: &Identity) {
+        let _ = self.0.set(identity.project_id.clone());
+    }
+
+    /// The caller's project, once authenticated (and if it has one).
+    pub fn project(&self) -> Option<&str> {
+        self.0.get().and_then(|p| p.as_deref())
+    }
 }
 
 /// The record of the image a request targets, read once per request by the first

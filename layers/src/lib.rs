@@ -53,6 +53,7 @@ pub mod metadef;
 mod metadef_notify;
 pub mod middleware;
 pub mod notifier;
+pub mod observe;
 pub mod patch;
 pub mod policy;
 pub mod protection;
@@ -63,7 +64,7 @@ pub mod store;
 pub mod task;
 pub mod uploads;
 
-pub use context::{Credentials, Identity, RequestContext};
+pub use context::{CallerSlot, Credentials, Identity, RequestContext};
 pub use data::{ByteRange, DataStream, ImageData};
 pub use error::{ErrorSource, ImageError};
 pub use from_fn::{FromFn, FromFnLayer, from_fn};

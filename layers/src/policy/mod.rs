@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use crate::image::{Image, ImageStatus, Member, Visibility};
 use crate::metadef::Namespace;
 use crate::middleware::{Middleware, MiddlewareLayer, Next};
+use crate::observe::Observer;
 use crate::patch::{Change, PatchOp};
 use crate::{Identity, ImageError, ImageRequest, ImageResponse, ImageService, Operation};
 use rules::{Creds, RuleSet, Target};
@@ -83,6 +84,8 @@ impl PolicyRules {
 pub struct Policy {
     rules: PolicyRules,
     lookup: Arc<dyn ImageLookup>,
+    /// Told of every refusal, by rule (the server's metrics).
+    observer: Observer,
 }
 
 /// The policy layer.
@@ -90,7 +93,16 @@ pub type PolicyLayer = MiddlewareLayer<Policy>;
 
 impl MiddlewareLayer<Policy> {
     pub fn new(rules: PolicyRules, lookup: Arc<dyn ImageLookup>) -> Self {
-        MiddlewareLayer::from_middleware(Policy { rules, lookup })
+        Self::observed(rules, lookup, None)
+    }
+
+    /// The layer, reporting each refusal to `observer`.
+    pub fn observed(rules: PolicyRules, lookup: Arc<dyn ImageLookup>, observer: Observer) -> Self {
+        MiddlewareLayer::from_middleware(Policy {
+            rules,
+            lookup,
+            observer,
+        })
     }
 }
 
@@ -107,7 +119,12 @@ impl Middleware for Policy {
             lookup: &*self.lookup,
             loaded: &req.ctx.loaded,
         };
-        if let Some(image) = authorize(&rules, found, &identity, plan).await? {
+        let refused = |rule: &str| {
+            if let Some(o) = &self.observer {
+                o.policy_denied(rule)
+            }
+        };
+        if let Some(image) = authorize(&rules, found, &identity, plan, &refused).await? {
             req.ctx.loaded.keep(image);
         }
         next.run(req).await
@@ -324,6 +341,7 @@ async fn authorize(
     found: Found<'_>,
     identity: &Identity,
     plan: Plan,
+    refused: &(dyn Fn(&str) + Sync),
 ) -> Result<Option<Arc<Image>>, ImageError> {
     let creds = creds_of(identity);
     let project = identity.project_id.as_deref();
@@ -331,6 +349,7 @@ async fn authorize(
         if rules.check(action, &creds, target) {
             Ok(())
         } else {
+            refused(action);
             Err(denied(action))
         }
     };
@@ -403,9 +422,16 @@ async fn authorize(
             rules: wanted,
             namespace,
         } => {
-            return authorize_metadef(rules, found.lookup, identity, &creds, wanted, namespace)
-                .await
-                .map(|()| None);
+            return authorize_metadef(
+                rules,
+                found.lookup,
+                identity,
+                &creds,
+                (wanted, namespace),
+                refused,
+            )
+            .await
+            .map(|()| None);
         }
         Plan::Image { id, check } => (id, check),
     };
@@ -416,6 +442,7 @@ async fn authorize(
         .ok_or_else(|| ImageError::not_found(&id))?;
     let target = image_target(&t);
     if !rules.check("get_image", &creds, &target) {
+        refused("get_image");
         return Err(ImageError::not_found(&id));
     }
     match check {
@@ -454,8 +481,8 @@ async fn authorize_metadef(
     lookup: &dyn ImageLookup,
     identity: &Identity,
     creds: &Creds,
-    wanted: Vec<&'static str>,
-    namespace: Option<String>,
+    (wanted, namespace): (Vec<&'static str>, Option<String>),
+    refused: &(dyn Fn(&str) + Sync),
 ) -> Result<(), ImageError> {
     let project = identity.project_id.as_deref();
     let mut target: Target = project
@@ -477,6 +504,7 @@ async fn authorize_metadef(
         }
         target.insert("visibility".into(), ns.visibility.as_str().into());
         if !rules.check("get_metadef_namespace", creds, &target) {
+            refused("get_metadef_namespace");
             return Err(ImageError::NotFound(
                 "The resource could not be found.".into(),
             ));
@@ -484,6 +512,7 @@ async fn authorize_metadef(
     }
     for rule in wanted {
         if !rules.check(rule, creds, &target) {
+            refused(rule);
             return Err(denied(rule));
         }
     }

@@ -226,6 +226,12 @@ pub trait Store: Send + Sync + 'static {
 
     async fn size(&self, url: &str) -> Result<u64, StoreError>;
 
+    /// Whether the store answers now, for the detailed health check. The
+    /// default trusts it; stores behind a network or a mount check.
+    async fn check(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Settings shown to admins by `/v2/info/stores/detail`.
     fn properties(&self) -> serde_json::Value {
         serde_json::Value::Object(Default::default())
@@ -290,6 +296,23 @@ impl StoreSet {
 
     pub fn default_id(&self) -> &str {
         &self.default
+    }
+
+    /// The same set with each store replaced by `wrap(id, store)`: to put
+    /// instrumentation or a cache around every store at once.
+    pub fn map_stores(self, mut wrap: impl FnMut(&str, Arc<dyn Store>) -> Arc<dyn Store>) -> Self {
+        let stores = self
+            .stores
+            .into_iter()
+            .map(|(id, entry)| {
+                let store = wrap(&id, entry.store);
+                (id, StoreEntry { store, ..entry })
+            })
+            .collect();
+        StoreSet {
+            default: self.default,
+            stores,
+        }
     }
 
     pub fn default_store(&self) -> &Arc<dyn Store> {
