@@ -22,6 +22,7 @@ use glance_layers::{BoxImageService, ImageService};
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use sea_orm::DatabaseConnection;
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, ServiceBuilder, ServiceExt};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -30,10 +31,15 @@ use tower_http::trace::TraceLayer;
 use crate::api::render::{ImageView, StoreWeights};
 use crate::api::{Api, ApiBody, ApiConfig, REQUEST_ID, parse::PageLimits};
 use crate::config::Config;
+use crate::http::access::AccessLayer;
 use crate::http::cors::CorsLayer;
+use crate::http::health::{HealthDetail, HealthLayer};
+use crate::http::metrics_endpoint::MetricsLayer;
 use crate::http::request_id::RequestIdLayer;
 use crate::recovery::{LeaseKeeper, NodeIdentity, Recovery};
 use crate::service::{ImageCore, ImageLimits};
+use crate::store::measured::MeasuredStore;
+use crate::telemetry::metrics::Metrics;
 pub use parts::load_policy;
 
 /// The whole HTTP service, type-erased, as the server runs it.
@@ -68,6 +74,8 @@ pub struct App {
     pub policy: PolicyRules,
     /// The crash-recovery sweeps (already running); tests and tools may run one.
     pub recovery: Recovery,
+    /// Everything `/metrics` shows.
+    pub metrics: Metrics,
 }
 
 impl AppBuilder {
@@ -94,7 +102,9 @@ impl AppBuilder {
         let d = &config.default;
         let algo = parts::hash_algo(&config)?;
         std::fs::create_dir_all(&d.data_dir).map_err(StartError::Store)?;
-        let repo = parts::repo(&config).await?;
+        let metrics = Metrics::new();
+        let repo = parts::repo(&config, &metrics).await?;
+        let db: DatabaseConnection = repo.connection().clone();
         // A fresh database gets our metadef catalogue, so clients (Horizon,
         // tempest) find resource types as on a Glance after `db load_metadefs`.
         match crate::metadef_catalogue::load_embedded_if_empty(&repo).await {
@@ -121,7 +131,9 @@ impl AppBuilder {
         .with_task_ttl(chrono::Duration::hours(
             config.task.task_time_to_live as i64,
         ));
-        let stores = crate::store::from_config(&config).map_err(StartError::Config)?;
+        let stores = crate::store::from_config(&config)
+            .map_err(StartError::Config)?
+            .map_stores(|id, store| MeasuredStore::wrap(id, store, metrics.clone()));
         let staging = Arc::new(crate::store::staging(&config).map_err(StartError::Config)?);
         // Named only when the operator named them (Glance sends the header only
         // with `enabled_backends`).
@@ -179,10 +191,17 @@ impl AppBuilder {
             crate::fetch::WebFetcher::new(&config.import_filtering_opts)
                 .map_err(StartError::Config)?,
         );
-        let mut stack = Stack::new(AuthLayer::new(parts::authenticator(&config)?))
+        let authenticator = parts::authenticator(&config, &metrics)?;
+        let health_stores = stores.clone();
+        let mut stack = Stack::new(AuthLayer::new(authenticator.clone()))
+            .observe(Arc::new(metrics.clone()))
             .protection(parts::property_rules(&config)?.map(PropertyProtectionLayer::new))
             .notifier(NotifierLayer::new(sink.clone(), &d.default_publisher_id))
-            .policy(PolicyLayer::new(policy.clone(), records.clone()))
+            .policy(PolicyLayer::observed(
+                policy.clone(),
+                records.clone(),
+                Some(Arc::new(metrics.clone())),
+            ))
             .quota(QuotaLayer::new(
                 parts::quota_limits(&config)?,
                 parts::project_limits(&config)?,
@@ -246,15 +265,35 @@ impl AppBuilder {
             },
         );
         let cors = CorsLayer::from_config(&config.cors).map_err(StartError::Config)?;
+        let health = HealthLayer::new(
+            &config.healthcheck,
+            HealthDetail {
+                auth: authenticator.clone(),
+                db,
+                stores: health_stores,
+            },
+        );
         let http = ServiceBuilder::new()
-            // Outermost, as in Glance's pipelines: every answer, even a refusal
-            // before the API, carries the CORS headers.
+            // First in Glance's pipeline too: a load balancer's poll crosses
+            // nothing else, and is neither logged nor counted.
+            .layer(health)
+            // Outermost otherwise, as in Glance's pipelines: every answer, even
+            // a refusal before the API, carries the CORS headers.
             .option_layer(cors)
             .layer(RequestIdLayer)
+            // Sees the request id, and every answer below, whole.
+            .layer(AccessLayer::new(metrics.clone()))
+            .layer(MetricsLayer::new(
+                metrics.clone(),
+                authenticator,
+                parts::www_authenticate(&config),
+            ))
             .map_response(|r: Response<_>| r.map(|b: _| ApiBody::new(BodyExt::map_err(b, Into::into))))
-            .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<Incoming>| {
+            .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
                 let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
-                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                let span = tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id);
+                crate::telemetry::propagation::adopt(&span, req.headers());
+                span
             }))
             .layer(CatchPanicLayer::custom(panic_response))
             .service(api);
@@ -263,6 +302,7 @@ impl AppBuilder {
             config,
             policy,
             recovery,
+            metrics,
         })
     }
 }

@@ -19,6 +19,7 @@ pub struct Config {
     pub quota: QuotaSection,
     pub oslo_messaging_notifications: NotificationSection,
     pub telemetry: TelemetrySection,
+    pub healthcheck: HealthcheckSection,
     pub oslo_policy: PolicySection,
     pub keystone_authtoken: KeystoneAuthtokenSection,
     pub oslo_limit: OsloLimitSection,
@@ -719,6 +720,39 @@ pub struct TelemetrySection {
     pub otlp_endpoint: Option<String>,
     /// Log lines as JSON rather than text.
     pub json_logs: bool,
+    /// A listen address of its own for `/metrics` (e.g. `127.0.0.1:9102`),
+    /// answered there without authentication. Unset: `/metrics` is only on the
+    /// API's address, for admins.
+    pub metrics_listen: Option<String>,
+}
+
+/// oslo.middleware's healthcheck, as Glance's paste pipeline mounts it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthcheckSection {
+    /// Where the health check answers.
+    pub path: String,
+    /// While this file exists, the check answers 503 (take a node out of a
+    /// load balancer before stopping it).
+    pub disable_by_file_path: Option<PathBuf>,
+    /// Answer admins' `Accept: application/json` checks with the state of the
+    /// database and of each store.
+    pub detailed: bool,
+    /// oslo's list of checks; only `disable_by_file` exists here, and it runs
+    /// whenever `disable_by_file_path` is set.
+    #[serde(deserialize_with = "crate::fetch::options::list_or_csv")]
+    pub backends: Vec<String>,
+}
+
+impl Default for HealthcheckSection {
+    fn default() -> Self {
+        HealthcheckSection {
+            path: "/healthcheck".into(),
+            disable_by_file_path: None,
+            detailed: false,
+            backends: Vec::new(),
+        }
+    }
 }
 
 /// Values from the command line, applied last.

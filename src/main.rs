@@ -152,6 +152,21 @@ async fn main() -> ExitCode {
                     }
                 });
             }
+            if let Some(addr) = app.config.telemetry.metrics_listen.clone() {
+                match tokio::net::TcpListener::bind(&addr).await {
+                    Ok(l) => {
+                        tracing::info!(address = %addr, "serving /metrics");
+                        tokio::spawn(glance_api::http::metrics_endpoint::serve(
+                            l,
+                            app.metrics.clone(),
+                        ));
+                    }
+                    Err(e) => {
+                        eprintln!("glance-api: bind {addr} (metrics_listen): {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
             tracing::info!(address = %bind, "serving the Images API v2");
             server::run(listener, app.http.clone(), options, shutdown_signal()).await;
             ExitCode::SUCCESS

@@ -20,6 +20,7 @@ pub mod parse;
 #[doc(hidden)] // public for benches/render.rs only
 pub mod render;
 mod routes;
+pub use routes::label as route_label;
 mod schemas;
 mod tags;
 mod tasks;
@@ -41,8 +42,10 @@ use http_body_util::{BodyExt, Limited};
 use tower::{Service, ServiceExt};
 
 use body::RequestBody;
+pub(crate) use body::full as full_body;
 pub use body::{ApiBody, BoxError};
 use errors::ApiError;
+pub(crate) use errors::error_response;
 pub use errors::webob_error;
 /// The metadef body checks, which the catalogue loader applies to its files too.
 pub(crate) use metadefs::parse as metadefs_parse;
@@ -213,7 +216,7 @@ const IDENTITY_HEADERS: &[&str] = &[
 ];
 
 /// The credentials the auth layer will judge, as the edge found them.
-fn credentials(headers: &HeaderMap) -> Credentials {
+pub(crate) fn credentials(headers: &HeaderMap) -> Credentials {
     let get = |name: &str| {
         headers
             .get(name)
@@ -361,6 +364,8 @@ impl Api {
             credentials: credentials(&parts.headers),
             identity: None,
             loaded: Default::default(),
+            // The access log's slot, when the edge put one in.
+            caller: parts.extensions.get().cloned().unwrap_or_default(),
         }
     }
 

@@ -47,6 +47,26 @@ pub enum Route {
     NotFound,
 }
 
+/// The `route` label of a request path: the template of the route it names
+/// (`/v2/images/{image_id}/file`), so labels stay few whatever the ids;
+/// `unmatched` for paths no route takes.
+pub fn label(path: &str) -> String {
+    let path = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+    if matches!(
+        &*path,
+        "/" | "/versions" | "/versions/" | "/metrics" | "/healthcheck"
+    ) {
+        return path.into_owned();
+    }
+    match path.trim_start_matches('/').split_once('/') {
+        Some((version, rest)) if version.starts_with('v') => match Route::parse(rest) {
+            Route::NotFound => "unmatched".into(),
+            route => route.template(),
+        },
+        _ => "unmatched".into(),
+    }
+}
+
 impl Route {
     /// Matches the part of a path after `/v2/`, already percent-decoded.
     pub fn parse(rest: &str) -> Route {
@@ -162,9 +182,9 @@ impl Route {
         !matches!(self, Route::ImageTasks(_))
     }
 
-    /// The route's path template in the OpenAPI document. The match is exhaustive,
-    /// so a new route does not build (its tests) until it has one.
-    #[cfg(test)]
+    /// The route's path template in the OpenAPI document (and the `route` label
+    /// of the request metrics). The match is exhaustive, so a new route does not
+    /// build until it has one.
     pub fn template(&self) -> String {
         match self {
             Route::Images => "/v2/images".into(),

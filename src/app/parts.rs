@@ -19,6 +19,7 @@ use crate::keystone::{
     EndpointRef, KeystoneAuth, KeystoneClient, KeystoneLimits, Scope, ServiceCredentials,
 };
 use crate::notify::{JsonLinesSink, NoopSink, RabbitSink};
+use crate::telemetry::metrics::Metrics;
 
 /// `[DEFAULT] hashing_algorithm`.
 pub(super) fn hash_algo(config: &Config) -> Result<HashAlgo, StartError> {
@@ -31,13 +32,18 @@ pub(super) fn hash_algo(config: &Config) -> Result<HashAlgo, StartError> {
 }
 
 /// The image records, migrated, with SQLite's single writer where it applies.
-pub(super) async fn repo(config: &Config) -> Result<Repo, StartError> {
+pub(super) async fn repo(config: &Config, metrics: &Metrics) -> Result<Repo, StartError> {
     let pool = PoolOptions {
         acquire_timeout: Duration::from_secs(config.database.pool_timeout),
         max_connections: config.database.max_pool_size,
     };
-    let db = crate::db::connect_with(&config.database_url(), pool).await?;
-    let writer = crate::db::connect_writer(&config.database_url(), pool).await?;
+    let mut db = crate::db::connect_with(&config.database_url(), pool).await?;
+    let mut writer = crate::db::connect_writer(&config.database_url(), pool).await?;
+    for conn in std::iter::once(&mut db).chain(writer.as_mut()) {
+        let m = metrics.clone();
+        conn.set_metric_callback(move |info| m.db_statement(info.failed, info.elapsed));
+    }
+    metrics.add_readings(crate::db::pool_readings(&db));
     Ok(match writer {
         Some(writer) => Repo::new(db).with_writer(writer),
         None => Repo::new(db),
@@ -104,7 +110,10 @@ pub(super) async fn event_sink(config: &Config) -> Result<Arc<dyn EventSink>, St
 }
 
 /// `[auth] mode`: who vouches for callers.
-pub(super) fn authenticator(config: &Config) -> Result<Arc<dyn Authenticator>, StartError> {
+pub(super) fn authenticator(
+    config: &Config,
+    metrics: &Metrics,
+) -> Result<Arc<dyn Authenticator>, StartError> {
     Ok(match config.auth.mode {
         AuthMode::Noauth => {
             tracing::warn!(
@@ -119,13 +128,16 @@ pub(super) fn authenticator(config: &Config) -> Result<Arc<dyn Authenticator>, S
         AuthMode::TrustedHeaders => Arc::new(TrustedHeaders),
         AuthMode::Keystone => {
             let k = &config.keystone_authtoken;
-            Arc::new(KeystoneAuth::new(
-                keystone_client(config, false)?,
-                Duration::from_secs(k.token_cache_time),
-                k.token_cache_size,
-                k.service_token_roles.clone(),
-                k.service_token_roles_required,
-            ))
+            Arc::new(
+                KeystoneAuth::new(
+                    keystone_client(config, false)?,
+                    Duration::from_secs(k.token_cache_time),
+                    k.token_cache_size,
+                    k.service_token_roles.clone(),
+                    k.service_token_roles_required,
+                )
+                .with_metrics(metrics.clone()),
+            )
         }
     })
 }

@@ -197,3 +197,34 @@ pub(crate) fn to_micros(t: chrono::DateTime<chrono::Utc>) -> i64 {
 pub(crate) fn from_micros(us: i64) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp_micros(us).unwrap_or_default()
 }
+
+/// The pool's size and idle connections, read at each metrics scrape: a pool
+/// at its `max_pool_size` with none idle is one where requests wait.
+pub fn pool_readings(db: &DatabaseConnection) -> crate::telemetry::metrics::Readings {
+    use crate::telemetry::metrics::{Kind, Readings};
+    use sea_orm::DbBackend;
+    fn of<DB: sea_orm::sqlx::Database>(pool: &sea_orm::sqlx::Pool<DB>) -> Readings {
+        let (p1, p2) = (pool.clone(), pool.clone());
+        Readings::default()
+            .with(
+                "glance_db_pool_connections",
+                "Connections the database pool holds",
+                Kind::Gauge,
+                move || i64::from(p1.size()),
+            )
+            .with(
+                "glance_db_pool_idle_connections",
+                "Connections idle in the database pool",
+                Kind::Gauge,
+                move || p2.num_idle() as i64,
+            )
+    }
+    match db.get_database_backend() {
+        DbBackend::Postgres => of(db.get_postgres_connection_pool()),
+        DbBackend::MySql => of(db.get_mysql_connection_pool()),
+        DbBackend::Sqlite => of(db.get_sqlite_connection_pool()),
+        // A backend with no pool we know of reports none.
+        #[allow(unreachable_patterns)]
+        _ => Readings::default(),
+    }
+}

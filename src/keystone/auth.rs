@@ -17,6 +17,7 @@ use glance_layers::{Credentials, Identity, ImageError};
 
 use super::token_cache::TokenCache;
 use super::{KeystoneClient, KeystoneError, TokenInfo};
+use crate::telemetry::metrics::Metrics;
 
 /// Longest token sent on to Keystone.
 const MAX_TOKEN_LEN: usize = 8 << 10;
@@ -26,6 +27,7 @@ pub struct KeystoneAuth {
     cache: TokenCache,
     service_roles: Vec<String>,
     service_roles_required: bool,
+    metrics: Option<Metrics>,
 }
 
 impl KeystoneAuth {
@@ -41,7 +43,14 @@ impl KeystoneAuth {
             cache: TokenCache::new(cache_time, cache_size),
             service_roles: service_roles.iter().map(|r| r.to_lowercase()).collect(),
             service_roles_required,
+            metrics: None,
         }
+    }
+
+    /// Reports validations and cache lookups to `metrics`.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     async fn token(&self, token: &str, allow_expired: bool) -> Result<TokenInfo, ImageError> {
@@ -50,14 +59,24 @@ impl KeystoneAuth {
         if token.is_empty() || token.len() > MAX_TOKEN_LEN {
             return Err(unauthenticated());
         }
-        let info = match self.cache.get(token) {
+        let cached = self.cache.get(token);
+        if let Some(m) = &self.metrics {
+            m.token_cache(cached.is_some());
+        }
+        let info = match cached {
             Some(info) => info,
             None => {
-                let info = self
-                    .client
-                    .validate(token, allow_expired)
-                    .await
-                    .map_err(to_image_error)?;
+                let started = std::time::Instant::now();
+                let validated = self.client.validate(token, allow_expired).await;
+                if let Some(m) = &self.metrics {
+                    let outcome = match &validated {
+                        Ok(_) => "valid",
+                        Err(KeystoneError::InvalidToken) => "invalid",
+                        Err(KeystoneError::Unavailable(_)) => "unavailable",
+                    };
+                    m.keystone_validation(outcome, started.elapsed());
+                }
+                let info = validated.map_err(to_image_error)?;
                 self.cache.insert(token, info.clone());
                 info
             }

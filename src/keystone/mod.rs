@@ -148,6 +148,10 @@ impl KeystoneClient {
                 .http
                 .get(format!("{}{path_and_query}", self.base))
                 .header("x-auth-token", token);
+            // Keystone's spans join the request's trace.
+            let mut trace = http::HeaderMap::new();
+            crate::telemetry::propagation::inject(&mut trace);
+            req = req.headers(trace);
             if let Some(subject) = subject {
                 req = req.header("x-subject-token", subject);
             }

@@ -129,6 +129,18 @@ impl Store for FileStore {
         "file"
     }
 
+    /// The directory is there (an unmounted volume shows as missing).
+    async fn check(&self) -> Result<(), StoreError> {
+        match tokio::fs::metadata(&self.root).await {
+            Ok(m) if m.is_dir() => Ok(()),
+            Ok(_) => Err(StoreError::failed(
+                "file",
+                format!("{} is not a directory", self.root.display()),
+            )),
+            Err(e) => Err(StoreError::io("file", e)),
+        }
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             random_read: true,

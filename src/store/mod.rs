@@ -2,6 +2,7 @@
 
 mod file;
 mod http;
+pub mod measured;
 mod s3;
 
 pub use file::FileStore;

@@ -374,6 +374,16 @@ impl Store for S3Store {
             .size)
     }
 
+    /// The bucket answers: a `HEAD` of a key that is never written is a 404
+    /// when the endpoint, the credentials and the bucket are right.
+    async fn check(&self) -> Result<(), StoreError> {
+        let probe = object_store::path::Path::from("glance-health-probe");
+        match self.store.head(&probe).await {
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.error(e)),
+        }
+    }
+
     fn properties(&self) -> serde_json::Value {
         serde_json::json!({
             "s3_store_large_object_size": 0,

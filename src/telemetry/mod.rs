@@ -1,5 +1,21 @@
-//! Logs and traces: a `tracing` subscriber printing to stderr, and, when an OTLP
-//! endpoint is configured, spans exported over OTLP/HTTP.
+//! Logs, traces and metrics.
+//!
+//! - Logs: a `tracing` subscriber printing to stderr, plain text (colours only
+//!   when stderr is a terminal, so a file or journald gets no escape codes) or
+//!   JSON. `RUST_LOG` picks the levels (default `info`); the access log is the
+//!   target `glance::access`.
+//! - Traces: when an OTLP endpoint is configured, spans go there over
+//!   OTLP/HTTP: the request's, one per domain layer (`glance::layer`), one per
+//!   store call (`glance::store`) and sea-orm's per statement. Those inner spans
+//!   are below `info`, so they are enabled for the exporter only, never for the
+//!   log. A W3C `traceparent` from a client is the request span's parent
+//!   ([`propagation`]).
+//! - Metrics: [`metrics::Metrics`], served on `/metrics`.
+
+pub mod metrics;
+pub mod propagation;
+
+use std::io::IsTerminal;
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -8,6 +24,10 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::TelemetrySection;
+
+/// What the trace exporter receives: everything the log would, plus the spans
+/// of layers, stores and statements.
+const TRACE_FILTER: &str = "info,glance::layer=debug,glance::store=debug,sea_orm::driver=trace";
 
 /// Flushes and stops the trace exporter when dropped.
 pub struct OtelGuard {
@@ -24,17 +44,21 @@ impl Drop for OtelGuard {
     }
 }
 
-/// Installs the global subscriber. `RUST_LOG` picks the levels (default `info`).
+/// Installs the global subscriber.
 pub fn init(cfg: &TelemetrySection) -> OtelGuard {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let log_filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::stderr().is_terminal();
     let fmt = if cfg.json_logs {
         tracing_subscriber::fmt::layer()
             .json()
             .with_writer(std::io::stderr)
+            .with_filter(log_filter)
             .boxed()
     } else {
         tracing_subscriber::fmt::layer()
+            .with_ansi(ansi)
             .with_writer(std::io::stderr)
+            .with_filter(log_filter)
             .boxed()
     };
     let mut provider = None;
@@ -56,10 +80,14 @@ pub fn init(cfg: &TelemetrySection) -> OtelGuard {
             .build();
         let tracer = p.tracer("glance-api");
         provider = Some(p);
-        Some(tracing_opentelemetry::layer().with_tracer(tracer))
+        Some(
+            tracing_opentelemetry::layer()
+                .with_tracer(tracer)
+                .with_filter(EnvFilter::new(TRACE_FILTER)),
+        )
     });
+    propagation::install();
     let _ = tracing_subscriber::registry()
-        .with(filter)
         .with(fmt)
         .with(otel)
         .try_init();

@@ -42,12 +42,19 @@ pub struct ServerProcess {
     log_file: PathBuf,
     child: Option<Child>,
     database: Option<ScratchDatabase>,
+    /// Extra environment variables of the process.
+    env: Vec<(String, String)>,
 }
 
 impl ServerProcess {
     /// Writes `config` (TOML, without `bind`) to `file` and starts the server on a
     /// free port, waiting until it answers.
     pub async fn start(file: &Path, config: &str) -> ServerProcess {
+        Self::start_with_env(file, config, &[]).await
+    }
+
+    /// [`start`](Self::start), with these environment variables set too.
+    pub async fn start_with_env(file: &Path, config: &str, env: &[(&str, &str)]) -> ServerProcess {
         std::fs::write(file, config).unwrap();
         let addr = format!("127.0.0.1:{}", free_port());
         let mut server = ServerProcess {
@@ -57,6 +64,10 @@ impl ServerProcess {
             log_file: file.with_extension("log"),
             child: None,
             database: None,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         server.start_again().await;
         server
@@ -96,6 +107,7 @@ impl ServerProcess {
             .args(["--bind", &self.addr, "serve"])
             .env("RUST_LOG", "info")
             .env_remove("GLANCE_CONFIG")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -128,6 +140,17 @@ impl ServerProcess {
                 self.log()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `SIGTERM`, as systemd stops a service, and waits for the exit: in-flight
+    /// requests finish and exporters flush.
+    pub fn terminate(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
         }
     }
 
