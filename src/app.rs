@@ -3,6 +3,7 @@
 //! around that. Building each part from configuration is `app/parts.rs`.
 
 mod parts;
+mod recover;
 
 use std::any::Any;
 use std::convert::Infallible;
@@ -32,9 +33,10 @@ use crate::api::{Api, ApiBody, ApiConfig, REQUEST_ID, parse::PageLimits};
 use crate::config::Config;
 use crate::http::cors::CorsLayer;
 use crate::http::request_id::RequestIdLayer;
-use crate::recovery::{LeaseKeeper, NodeIdentity, Recovery};
+use crate::recovery::Recovery;
 use crate::service::{ImageCore, ImageLimits};
 pub use parts::load_policy;
+pub use recover::recover_once;
 
 /// The whole HTTP service, type-erased, as the server runs it.
 pub type HttpService = BoxCloneSyncService<Request<Incoming>, Response<ApiBody>, Infallible>;
@@ -46,10 +48,15 @@ pub enum StartError {
     Config(String),
     #[error("database: {0}")]
     Database(#[from] sea_orm::DbErr),
+    /// Migrations are pending and `serve` was told not to apply them.
+    #[error("{0}")]
+    Schema(String),
     #[error("image store: {0}")]
     Store(std::io::Error),
     #[error("notifications: {0}")]
     Notifications(std::io::Error),
+    #[error("recovery sweep: {0}")]
+    Recovery(String),
 }
 
 type Hook = Box<dyn FnOnce(Stack) -> Stack + Send>;
@@ -104,11 +111,8 @@ impl AppBuilder {
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "the built-in metadef catalogue did not load"),
         }
-        let node = NodeIdentity::establish(d.node_id.as_deref(), &d.data_dir)
-            .map_err(StartError::Config)?;
-        tracing::info!(node = %node.node_id, "upload leases are taken as this node");
-        let node_id = node.node_id.clone();
-        let leases = LeaseKeeper::new(node, Duration::from_secs(d.upload_lease_ttl.max(1)));
+        let leases = parts::lease_keeper(&config)?;
+        let node_id = leases.node_id().to_string();
         let core = ImageCore::new(
             repo.clone(),
             ImageLimits {
@@ -145,17 +149,14 @@ impl AppBuilder {
         let sink = parts::event_sink(&config).await?;
         let image_cache = parts::image_cache(&config, &repo, &stores, &node_id).await?;
         // Take back what a crash left before serving anyone, then keep sweeping.
-        let recovery = Recovery::new(
+        let recovery = parts::recovery(
+            &config,
             repo,
             stores.clone(),
             staging.clone(),
             leases,
             sink.clone(),
-            &d.default_publisher_id,
-        )
-        .with_task_ttl(chrono::Duration::hours(
-            config.task.task_time_to_live as i64,
-        ));
+        );
         match recovery.sweep().await {
             Ok(report) if !report.requeued.is_empty() || report.strays > 0 => {
                 tracing::warn!(?report, "start-up recovery took back unfinished uploads")

@@ -526,6 +526,10 @@ pub struct DatabaseSection {
     pub pool_timeout: u64,
     /// Connections per pool (oslo.db's name); unset: 16, or 8 for SQLite.
     pub max_pool_size: Option<u32>,
+    /// `serve` applies pending migrations before it starts. Off, it refuses to
+    /// start on a schema that is not up to date, and `glance-api db sync` is the
+    /// operator's step (as with Glance, whose API never migrates).
+    pub auto_migrate: bool,
 }
 
 impl Default for DatabaseSection {
@@ -534,6 +538,7 @@ impl Default for DatabaseSection {
             connection: None,
             pool_timeout: 5,
             max_pool_size: None,
+            auto_migrate: true,
         }
     }
 }

@@ -19,6 +19,9 @@ use crate::keystone::{
     EndpointRef, KeystoneAuth, KeystoneClient, KeystoneLimits, Scope, ServiceCredentials,
 };
 use crate::notify::{JsonLinesSink, NoopSink, RabbitSink};
+use crate::recovery::{LeaseKeeper, NodeIdentity, Recovery};
+use crate::store::FileStore;
+use glance_layers::store::StoreSet;
 
 /// `[DEFAULT] hashing_algorithm`.
 pub(super) fn hash_algo(config: &Config) -> Result<HashAlgo, StartError> {
@@ -30,18 +33,66 @@ pub(super) fn hash_algo(config: &Config) -> Result<HashAlgo, StartError> {
     })
 }
 
-/// The image records, migrated, with SQLite's single writer where it applies.
+/// The image records, migrated (or checked to be, with `auto_migrate` off), with
+/// SQLite's single writer where it applies.
 pub(super) async fn repo(config: &Config) -> Result<Repo, StartError> {
     let pool = PoolOptions {
         acquire_timeout: Duration::from_secs(config.database.pool_timeout),
         max_connections: config.database.max_pool_size,
     };
-    let db = crate::db::connect_with(&config.database_url(), pool).await?;
+    let db = if config.database.auto_migrate {
+        crate::db::connect_with(&config.database_url(), pool).await?
+    } else {
+        let db = crate::db::open_with(&config.database_url(), pool).await?;
+        crate::db::admin::ensure_current(&db)
+            .await
+            .map_err(|e| match e {
+                crate::db::admin::SchemaError::Db(e) => StartError::Database(e),
+                pending => StartError::Schema(pending.to_string()),
+            })?;
+        db
+    };
     let writer = crate::db::connect_writer(&config.database_url(), pool).await?;
     Ok(match writer {
         Some(writer) => Repo::new(db).with_writer(writer),
         None => Repo::new(db),
     })
+}
+
+/// This node's lease keeper: its identity (locked for the life of the process,
+/// so two processes never act as one node) and `upload_lease_ttl`.
+pub(super) fn lease_keeper(config: &Config) -> Result<LeaseKeeper, StartError> {
+    let d = &config.default;
+    let node =
+        NodeIdentity::establish(d.node_id.as_deref(), &d.data_dir).map_err(StartError::Config)?;
+    tracing::info!(node = %node.node_id, "upload leases are taken as this node");
+    Ok(LeaseKeeper::new(
+        node,
+        Duration::from_secs(d.upload_lease_ttl.max(1)),
+    ))
+}
+
+/// The crash-recovery sweeper over this node's stores and leases; `serve` runs
+/// it at start-up and then periodically, `glance-api recover` once.
+pub(super) fn recovery(
+    config: &Config,
+    repo: Repo,
+    stores: StoreSet,
+    staging: Arc<FileStore>,
+    leases: LeaseKeeper,
+    sink: Arc<dyn EventSink>,
+) -> Recovery {
+    Recovery::new(
+        repo,
+        stores,
+        staging,
+        leases,
+        sink,
+        &config.default.default_publisher_id,
+    )
+    .with_task_ttl(chrono::Duration::hours(
+        config.task.task_time_to_live as i64,
+    ))
 }
 
 /// `image_cache_dir`: this node's image cache, started, when it is on.
