@@ -75,6 +75,9 @@ pub struct App {
     pub policy: PolicyRules,
     /// The crash-recovery sweeps (already running); tests and tools may run one.
     pub recovery: Recovery,
+    /// The RabbitMQ notification sink, with `driver = messagingv2`: its
+    /// `stats()` are for metrics.
+    pub rabbit: Option<crate::notify::RabbitSink>,
 }
 
 impl AppBuilder {
@@ -146,7 +149,7 @@ impl AppBuilder {
                 )
             }),
         };
-        let sink = parts::event_sink(&config).await?;
+        let (sink, rabbit) = parts::event_sink(&config).await?;
         let image_cache = parts::image_cache(&config, &repo, &stores, &node_id).await?;
         // Take back what a crash left before serving anyone, then keep sweeping.
         let recovery = parts::recovery(
@@ -264,6 +267,7 @@ impl AppBuilder {
             config,
             policy,
             recovery,
+            rabbit,
         })
     }
 }

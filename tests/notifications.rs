@@ -8,9 +8,11 @@ use std::time::Duration;
 use common::services::{self, Service};
 use futures_util::StreamExt;
 use glance_api::config::NotificationDriver;
+use glance_api::notify::{Brokers, RabbitSink};
+use glance_layers::notifier::{EventSink, Notification, Priority};
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, ExchangeDeclareOptions, QueueBindOptions,
-    QueueDeclareOptions, QueueDeleteOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, ExchangeDeclareOptions,
+    QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::FieldTable;
 use serde_json::{Value, json};
@@ -177,4 +179,103 @@ async fn requests_do_not_wait_for_an_absent_broker() {
             204
         );
     }
+}
+
+#[tokio::test]
+async fn a_dead_broker_listed_first_is_failed_over_and_the_event_delivered() {
+    let Some(url) = services::url(Service::RabbitMq) else {
+        return;
+    };
+    // Nothing listens on port 1: the first host refuses at once.
+    let live = url.split_once("://").map_or(url.as_str(), |(_, rest)| rest);
+    let transport_url = format!("rabbit://guest:guest@127.0.0.1:1,{live}");
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let (exchange, topic) = (format!("glance_f_{run}"), format!("notifications_{run}"));
+    let sink = RabbitSink::start(
+        Brokers::plain(&transport_url).unwrap(),
+        &exchange,
+        vec![topic.clone()],
+    );
+    sink.publish(Notification::now(
+        "image.localhost",
+        "image.create",
+        Priority::Info,
+        json!({"id": run}),
+    ));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while sink.stats().published < 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not published: {:?}",
+            sink.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stats = sink.stats();
+    assert_eq!(stats.queue_depth, 0, "{stats:?}");
+    assert_eq!(stats.connects, 1, "{stats:?}");
+    assert!(stats.connect_failures >= 1, "{stats:?}");
+    assert!(stats.failovers >= 1, "{stats:?}");
+    assert_eq!(stats.dropped, 0, "{stats:?}");
+
+    // The queue the sink declared (as oslo does) holds the event.
+    let conn = lapin::Connection::connect(
+        &glance_api::notify::amqp_uri(&url).unwrap(),
+        Default::default(),
+    )
+    .await
+    .expect("connect to RabbitMQ");
+    let ch = conn.create_channel().await.unwrap();
+    let queue = format!("{topic}.info");
+    let got = ch
+        .basic_get(queue.as_str().into(), BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+        .expect("the event is in its queue");
+    let body: Value = serde_json::from_slice(&got.delivery.data).unwrap();
+    let message: Value = serde_json::from_str(body["oslo.message"].as_str().unwrap()).unwrap();
+    assert_eq!(message["event_type"], "image.create");
+    assert_eq!(message["payload"]["id"], run.as_str());
+    for p in ["info", "warn", "error"] {
+        let _ = ch
+            .queue_delete(
+                format!("{topic}.{p}").as_str().into(),
+                QueueDeleteOptions::default(),
+            )
+            .await;
+    }
+    let _ = ch
+        .exchange_delete(exchange.as_str().into(), Default::default())
+        .await;
+}
+
+#[test]
+fn the_notifications_transport_url_wins_over_default() {
+    let mut config = glance_api::config::Config::default();
+    assert_eq!(config.notification_transport_url(), None);
+    config.default.transport_url = Some("rabbit://a/".into());
+    assert_eq!(config.notification_transport_url(), Some("rabbit://a/"));
+    config.oslo_messaging_notifications.transport_url = Some("rabbit://b/".into());
+    assert_eq!(config.notification_transport_url(), Some("rabbit://b/"));
+}
+
+#[tokio::test]
+async fn tls_settings_that_cannot_be_read_stop_the_start_with_the_files_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("ca.pem");
+    let mut config = glance_api::config::Config::default();
+    config.default.data_dir = dir.path().to_path_buf();
+    config.oslo_messaging_notifications.driver = NotificationDriver::Messagingv2;
+    // TLS from the URL's query, as newer oslo.messaging reads it.
+    config.oslo_messaging_notifications.transport_url =
+        Some("rabbit://guest:guest@127.0.0.1:5671/?ssl=1".into());
+    config.oslo_messaging_rabbit.ssl_ca_file = Some(missing.clone());
+    let Err(e) = glance_api::app::AppBuilder::new(config).build().await else {
+        panic!("started with an unreadable ssl_ca_file");
+    };
+    let e = e.to_string();
+    assert!(
+        e.contains("ssl_ca_file") && e.contains(&missing.display().to_string()),
+        "{e}"
+    );
 }

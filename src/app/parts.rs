@@ -18,7 +18,9 @@ use crate::db::{PoolOptions, Repo};
 use crate::keystone::{
     EndpointRef, KeystoneAuth, KeystoneClient, KeystoneLimits, Scope, ServiceCredentials,
 };
-use crate::notify::{JsonLinesSink, NoopSink, RabbitSink};
+use crate::notify::rabbit_tls::tls_config;
+use crate::notify::transport_url::TransportUrl;
+use crate::notify::{Brokers, JsonLinesSink, NoopSink, RabbitSink};
 use crate::recovery::{LeaseKeeper, NodeIdentity, Recovery};
 use crate::store::FileStore;
 use glance_layers::store::StoreSet;
@@ -128,30 +130,59 @@ pub(super) async fn image_cache(
         .map_err(StartError::Config)
 }
 
-/// `[oslo_messaging_notifications] driver`: where image events go.
-pub(super) async fn event_sink(config: &Config) -> Result<Arc<dyn EventSink>, StartError> {
-    let d = &config.default;
+/// `[oslo_messaging_notifications] driver`: where image events go; with
+/// `messagingv2`, also the RabbitMQ sink itself, whose counters are for metrics.
+pub(super) async fn event_sink(
+    config: &Config,
+) -> Result<(Arc<dyn EventSink>, Option<RabbitSink>), StartError> {
     Ok(match config.oslo_messaging_notifications.driver {
-        NotificationDriver::Log => Arc::new(
-            JsonLinesSink::open(config.notification_log())
-                .await
-                .map_err(StartError::Notifications)?,
-        ),
-        NotificationDriver::Noop => Arc::new(NoopSink),
-        NotificationDriver::Messagingv2 => {
-            let url = d.transport_url.as_deref().ok_or_else(|| {
-                StartError::Config("driver messagingv2 needs [DEFAULT] transport_url".into())
-            })?;
+        NotificationDriver::Log => (
             Arc::new(
-                RabbitSink::start(
-                    url,
-                    &d.control_exchange,
-                    config.oslo_messaging_notifications.topics.clone(),
-                )
-                .map_err(StartError::Config)?,
-            )
+                JsonLinesSink::open(config.notification_log())
+                    .await
+                    .map_err(StartError::Notifications)?,
+            ),
+            None,
+        ),
+        NotificationDriver::Noop => (Arc::new(NoopSink), None),
+        NotificationDriver::Messagingv2 => {
+            let sink = RabbitSink::start(
+                rabbit_brokers(config)?,
+                &config.default.control_exchange,
+                config.oslo_messaging_notifications.topics.clone(),
+            );
+            (Arc::new(sink.clone()), Some(sink))
         }
     })
+}
+
+/// The brokers of the notification `transport_url`, with `[oslo_messaging_rabbit]`'s
+/// TLS (on with `ssl = true` or the URL's `?ssl=1`) and failover order.
+fn rabbit_brokers(config: &Config) -> Result<Brokers, StartError> {
+    let url = config.notification_transport_url().ok_or_else(|| {
+        StartError::Config(
+            "driver messagingv2 needs a transport_url ([oslo_messaging_notifications] or [DEFAULT])"
+                .into(),
+        )
+    })?;
+    let url = TransportUrl::parse(url).map_err(|e| StartError::Config(e.to_string()))?;
+    let rabbit = &config.oslo_messaging_rabbit;
+    let tls = if url.ssl.unwrap_or(rabbit.ssl) {
+        Some(tls_config(rabbit).map_err(|e| StartError::Config(e.to_string()))?)
+    } else {
+        None
+    };
+    let first = match rabbit.kombu_failover_strategy.as_str() {
+        "round-robin" => 0,
+        // Any host to start with; the order after it stays the URL's.
+        "shuffle" => uuid::Uuid::new_v4().as_u128() as usize % url.hosts.len(),
+        other => {
+            return Err(StartError::Config(format!(
+                "[oslo_messaging_rabbit] kombu_failover_strategy {other:?} is not round-robin or shuffle"
+            )));
+        }
+    };
+    Ok(Brokers { url, tls, first })
 }
 
 /// `[auth] mode`: who vouches for callers.

@@ -17,7 +17,7 @@ pub async fn recover_once(config: &Config) -> Result<SweepReport, StartError> {
     let leases = parts::lease_keeper(config)?;
     let stores = crate::store::from_config(config).map_err(StartError::Config)?;
     let staging = Arc::new(crate::store::staging(config).map_err(StartError::Config)?);
-    let sink = parts::event_sink(config).await?;
+    let (sink, _) = parts::event_sink(config).await?;
     let recovery = parts::recovery(config, repo, stores, staging, leases, sink);
     recovery.sweep().await.map_err(StartError::Recovery)
 }
