@@ -17,7 +17,21 @@ pub async fn recover_once(config: &Config) -> Result<SweepReport, StartError> {
     let leases = parts::lease_keeper(config)?;
     let stores = crate::store::from_config(config).map_err(StartError::Config)?;
     let staging = Arc::new(crate::store::staging(config).map_err(StartError::Config)?);
-    let (sink, _) = parts::event_sink(config).await?;
+    let (sink, rabbit) = parts::event_sink(config).await?;
     let recovery = parts::recovery(config, repo, stores, staging, leases, sink);
-    recovery.sweep().await.map_err(StartError::Recovery)
+    let report = recovery.sweep().await.map_err(StartError::Recovery)?;
+    // The sweep's notifications (an `image.upload` error per upload taken back)
+    // are still queued; the broker gets a while to take them before we exit.
+    if let Some(rabbit) = rabbit
+        && !rabbit.drained(NOTIFY_GRACE).await
+    {
+        tracing::warn!(
+            queued = rabbit.stats().queue_depth,
+            "notifications of the sweep not yet published; they are lost"
+        );
+    }
+    Ok(report)
 }
+
+/// How long `recover` waits for RabbitMQ to take the sweep's notifications.
+const NOTIFY_GRACE: std::time::Duration = std::time::Duration::from_secs(10);

@@ -134,6 +134,20 @@ impl RabbitSink {
         self.counters.dropped.load(Ordering::Relaxed)
     }
 
+    /// Waits until every event queued so far is confirmed by the broker, or
+    /// `timeout` passed; whether the queue emptied. For a process about to exit
+    /// (`glance-api recover`), whose queued events would otherwise be lost.
+    pub async fn drained(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.counters.queued.load(Ordering::Relaxed) > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
+    }
+
     /// The counters as they are now.
     pub fn stats(&self) -> NotifyStats {
         let c = &self.counters;
@@ -329,8 +343,13 @@ async fn publisher(
             }
             Counters::bump(&counters.publish_failures);
             pending.push_front(n);
-            // The connection is suspect: the next host, as oslo fails over.
-            let _ = conn.close(320, "publish failed".into()).await;
+            // The connection is suspect: the next host, as oslo fails over. A
+            // broker that went silent would never answer the close; don't wait.
+            let _ = tokio::time::timeout(
+                Duration::from_secs(1),
+                conn.close(320, "publish failed".into()),
+            )
+            .await;
             host = (host + 1) % hosts;
             if hosts > 1 {
                 Counters::bump(&counters.failovers);
