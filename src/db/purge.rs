@@ -41,6 +41,9 @@ pub enum PurgeError {
     AgeBeforeEpoch,
     #[error("Minimal rows limit is -1.")]
     RowsBelowMinimum,
+    /// Glance keeps `max_rows` within a 4-byte integer, as its databases do.
+    #[error("'max_rows' value out of range, must not exceed 2147483647.")]
+    RowsAboveMaximum,
     #[error("Purge command failed: {0}")]
     Db(#[from] DbErr),
 }
@@ -65,6 +68,9 @@ impl PurgeLimits {
         }
         if max_rows < -1 {
             return Err(PurgeError::RowsBelowMinimum);
+        }
+        if max_rows > i64::from(i32::MAX) {
+            return Err(PurgeError::RowsAboveMaximum);
         }
         Ok(PurgeLimits {
             cutoff: to_micros(now) - age_in_days * 86_400 * 1_000_000,
@@ -288,6 +294,11 @@ mod tests {
             PurgeError::RowsBelowMinimum.to_string(),
             "Minimal rows limit is -1."
         );
+        assert!(matches!(
+            PurgeLimits::new(30, 1 << 31, now()),
+            Err(PurgeError::RowsAboveMaximum)
+        ));
+        assert!(PurgeLimits::new(30, (1 << 31) - 1, now()).is_ok());
     }
 
     #[test]
