@@ -388,3 +388,28 @@ async fn a_broker_lost_under_the_sink_is_failed_over_and_nothing_is_lost() {
         .exchange_delete(exchange.as_str().into(), Default::default())
         .await;
 }
+
+#[tokio::test]
+async fn with_tls_on_a_plain_broker_is_not_spoken_to_in_clear() {
+    let Some(url) = services::url(Service::RabbitMq) else {
+        return;
+    };
+    // The machine's RabbitMQ has no TLS listener: a TLS handshake with its
+    // plain port fails, where plain AMQP would have published.
+    let mut brokers = Brokers::plain(&url).unwrap();
+    brokers.tls = Some(Default::default());
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let sink = RabbitSink::start(brokers, &format!("glance_s_{run}"), vec![run.clone()]);
+    sink.publish(Notification::now(
+        "image.localhost",
+        "image.create",
+        Priority::Info,
+        json!({}),
+    ));
+    assert!(!sink.drained(Duration::from_secs(2)).await);
+    let stats = sink.stats();
+    assert_eq!(stats.published, 0, "{stats:?}");
+    assert_eq!(stats.connects, 0, "{stats:?}");
+    assert!(stats.connect_failures >= 1, "{stats:?}");
+    assert_eq!(stats.queue_depth, 1, "{stats:?}");
+}

@@ -4,8 +4,11 @@
 //! OpenStack consumers read them unchanged.
 //!
 //! Publishing never blocks a request: events go into a bounded queue drained by one
-//! task that (re)connects as needed. While the broker is away events wait in that
-//! queue; once it is full, new events are dropped, counted and logged.
+//! task that (re)connects as needed. With several brokers in `transport_url`, a
+//! failed connection or publish moves it to the next one (oslo's round robin); an
+//! event is sent again until the broker confirms it. While every broker is away
+//! events wait in that queue; once it is full, new events are dropped, counted and
+//! logged. [`RabbitSink::stats`] has the counts.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
