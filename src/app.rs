@@ -3,6 +3,7 @@
 //! around that. Building each part from configuration is `app/parts.rs`.
 
 mod parts;
+mod recover;
 
 use std::any::Any;
 use std::convert::Infallible;
@@ -36,11 +37,12 @@ use crate::http::cors::CorsLayer;
 use crate::http::health::{HealthDetail, HealthLayer};
 use crate::http::metrics_endpoint::MetricsLayer;
 use crate::http::request_id::RequestIdLayer;
-use crate::recovery::{LeaseKeeper, NodeIdentity, Recovery};
+use crate::recovery::Recovery;
 use crate::service::{ImageCore, ImageLimits};
 use crate::store::measured::MeasuredStore;
 use crate::telemetry::metrics::Metrics;
 pub use parts::load_policy;
+pub use recover::recover_once;
 
 /// The whole HTTP service, type-erased, as the server runs it.
 pub type HttpService = BoxCloneSyncService<Request<Incoming>, Response<ApiBody>, Infallible>;
@@ -52,10 +54,15 @@ pub enum StartError {
     Config(String),
     #[error("database: {0}")]
     Database(#[from] sea_orm::DbErr),
+    /// Migrations are pending and `serve` was told not to apply them.
+    #[error("{0}")]
+    Schema(String),
     #[error("image store: {0}")]
     Store(std::io::Error),
     #[error("notifications: {0}")]
     Notifications(std::io::Error),
+    #[error("recovery sweep: {0}")]
+    Recovery(String),
 }
 
 type Hook = Box<dyn FnOnce(Stack) -> Stack + Send>;
@@ -76,6 +83,9 @@ pub struct App {
     pub recovery: Recovery,
     /// Everything `/metrics` shows.
     pub metrics: Metrics,
+    /// The RabbitMQ notification sink, with `driver = messagingv2`: its
+    /// `stats()` are for metrics.
+    pub rabbit: Option<crate::notify::RabbitSink>,
 }
 
 impl AppBuilder {
@@ -114,11 +124,8 @@ impl AppBuilder {
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "the built-in metadef catalogue did not load"),
         }
-        let node = NodeIdentity::establish(d.node_id.as_deref(), &d.data_dir)
-            .map_err(StartError::Config)?;
-        tracing::info!(node = %node.node_id, "upload leases are taken as this node");
-        let node_id = node.node_id.clone();
-        let leases = LeaseKeeper::new(node, Duration::from_secs(d.upload_lease_ttl.max(1)));
+        let leases = parts::lease_keeper(&config)?;
+        let node_id = leases.node_id().to_string();
         let core = ImageCore::new(
             repo.clone(),
             ImageLimits {
@@ -154,20 +161,20 @@ impl AppBuilder {
                 )
             }),
         };
-        let sink = parts::event_sink(&config).await?;
+        let (sink, rabbit) = parts::event_sink(&config).await?;
+        if let Some(r) = &rabbit {
+            metrics.add_readings(crate::notify::rabbit_readings(r));
+        }
         let image_cache = parts::image_cache(&config, &repo, &stores, &node_id).await?;
         // Take back what a crash left before serving anyone, then keep sweeping.
-        let recovery = Recovery::new(
+        let recovery = parts::recovery(
+            &config,
             repo,
             stores.clone(),
             staging.clone(),
             leases,
             sink.clone(),
-            &d.default_publisher_id,
-        )
-        .with_task_ttl(chrono::Duration::hours(
-            config.task.task_time_to_live as i64,
-        ));
+        );
         match recovery.sweep().await {
             Ok(report) if !report.requeued.is_empty() || report.strays > 0 => {
                 tracing::warn!(?report, "start-up recovery took back unfinished uploads")
@@ -303,6 +310,7 @@ impl AppBuilder {
             policy,
             recovery,
             metrics,
+            rabbit,
         })
     }
 }

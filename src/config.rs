@@ -18,6 +18,8 @@ pub struct Config {
     pub glance_store: StoreSection,
     pub quota: QuotaSection,
     pub oslo_messaging_notifications: NotificationSection,
+    /// How RabbitMQ is reached: TLS and failover (oslo.messaging's section).
+    pub oslo_messaging_rabbit: OsloMessagingRabbitSection,
     pub telemetry: TelemetrySection,
     pub healthcheck: HealthcheckSection,
     pub oslo_policy: PolicySection,
@@ -527,6 +529,10 @@ pub struct DatabaseSection {
     pub pool_timeout: u64,
     /// Connections per pool (oslo.db's name); unset: 16, or 8 for SQLite.
     pub max_pool_size: Option<u32>,
+    /// `serve` applies pending migrations before it starts. Off, it refuses to
+    /// start on a schema that is not up to date, and `glance-api db sync` is the
+    /// operator's step (as with Glance, whose API never migrates).
+    pub auto_migrate: bool,
 }
 
 impl Default for DatabaseSection {
@@ -535,6 +541,7 @@ impl Default for DatabaseSection {
             connection: None,
             pool_timeout: 5,
             max_pool_size: None,
+            auto_migrate: true,
         }
     }
 }
@@ -694,6 +701,8 @@ pub struct NotificationSection {
     pub log_file: Option<PathBuf>,
     /// oslo's notification topics; routing keys are `<topic>.<priority>`.
     pub topics: Vec<String>,
+    /// A broker for notifications only; unset means `[DEFAULT] transport_url`.
+    pub transport_url: Option<String>,
 }
 
 impl Default for NotificationSection {
@@ -702,6 +711,52 @@ impl Default for NotificationSection {
             driver: NotificationDriver::Log,
             log_file: None,
             topics: vec!["notifications".into()],
+            transport_url: None,
+        }
+    }
+}
+
+impl Config {
+    /// The broker notifications go to: `[oslo_messaging_notifications]
+    /// transport_url`, else `[DEFAULT] transport_url`, as oslo.messaging picks it.
+    pub fn notification_transport_url(&self) -> Option<&str> {
+        self.oslo_messaging_notifications
+            .transport_url
+            .as_deref()
+            .or(self.default.transport_url.as_deref())
+    }
+}
+
+/// oslo.messaging's `[oslo_messaging_rabbit]`: the options that apply to a
+/// publisher of notifications.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OsloMessagingRabbitSection {
+    /// Connect with TLS (`amqps`); `?ssl=1` in `transport_url` does too.
+    pub ssl: bool,
+    /// CA certificates (PEM) trusted on top of the system's.
+    pub ssl_ca_file: Option<PathBuf>,
+    /// A client certificate (PEM), with `ssl_key_file`.
+    pub ssl_cert_file: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    pub ssl_key_file: Option<PathBuf>,
+    /// Accepted so glance-api.conf carries over; TLS 1.2 or 1.3 is negotiated.
+    pub ssl_version: Option<String>,
+    /// How the next broker is picked when one fails: `round-robin` (oslo's
+    /// default; the next in `transport_url`'s order) or `shuffle` (the same
+    /// order from a random first host, so nodes spread over the cluster).
+    pub kombu_failover_strategy: String,
+}
+
+impl Default for OsloMessagingRabbitSection {
+    fn default() -> Self {
+        OsloMessagingRabbitSection {
+            ssl: false,
+            ssl_ca_file: None,
+            ssl_cert_file: None,
+            ssl_key_file: None,
+            ssl_version: None,
+            kombu_failover_strategy: "round-robin".into(),
         }
     }
 }

@@ -1,5 +1,7 @@
-//! `glance-api`: run the image service (`serve`), bring its database schema up to
-//! date (`migrate`), or load metadef namespaces (`load-metadefs DIR`).
+//! `glance-api`: run the image service (`serve`), administer its database as
+//! `glance-manage db` does (`db sync|version|check|purge|purge_images_table`;
+//! `migrate` is `db sync`), run the crash-recovery sweep once (`recover`), or
+//! load metadef namespaces (`load-metadefs DIR`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use glance_api::app::AppBuilder;
 use glance_api::config::{Config, Overrides};
+use glance_api::db::{admin, purge};
 use glance_api::server::{self, ServerOptions};
 
 #[derive(Parser)]
@@ -28,9 +31,20 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the API server (the default).
-    Serve,
-    /// Apply database migrations and exit.
+    Serve {
+        /// Do not apply pending migrations; refuse to start if there are any
+        /// (as `[database] auto_migrate = false`).
+        #[arg(long)]
+        no_migrate: bool,
+    },
+    /// Apply database migrations and exit (the same as `db sync`).
     Migrate,
+    /// Database administration, as `glance-manage db`.
+    #[command(subcommand)]
+    Db(DbCommand),
+    /// Run the crash-recovery sweep once (what `serve` does at start-up), print
+    /// what it did, and exit. Refuses to run beside a live server of this node.
+    Recover,
     /// Load metadef namespaces from a directory of JSON files in Glance's
     /// catalogue format (as `glance-manage db load_metadefs`), then exit.
     LoadMetadefs {
@@ -40,6 +54,138 @@ enum Command {
         #[arg(long)]
         replace: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum DbCommand {
+    /// Apply pending migrations.
+    Sync,
+    /// Print the schema version (the latest applied migration) and whether
+    /// migrations are pending.
+    Version,
+    /// Exit 0 when the schema is up to date, 3 when migrations are pending.
+    Check,
+    /// Delete soft-deleted rows older than the given age: task information,
+    /// tasks, and the properties, tags, locations and members of deleted images
+    /// (the image rows themselves stay, see `purge_images_table`).
+    Purge {
+        /// Purge rows deleted more than this many days ago.
+        #[arg(long, alias = "age_in_days", default_value_t = purge::DEFAULT_AGE_IN_DAYS, allow_negative_numbers = true)]
+        age_in_days: i64,
+        /// Rows deleted per table at most; -1 deletes all.
+        #[arg(long, alias = "max_rows", default_value_t = purge::DEFAULT_MAX_ROWS, allow_negative_numbers = true)]
+        max_rows: i64,
+    },
+    /// Delete the rows of images deleted more than the given age ago (with any
+    /// rows that still refer to them). Their ids become usable again.
+    #[command(name = "purge_images_table", alias = "purge-images-table")]
+    PurgeImagesTable {
+        /// Purge images deleted more than this many days ago.
+        #[arg(long, alias = "age_in_days", default_value_t = purge::DEFAULT_IMAGES_AGE_IN_DAYS, allow_negative_numbers = true)]
+        age_in_days: i64,
+        /// Images deleted at most; -1 deletes all.
+        #[arg(long, alias = "max_rows", default_value_t = purge::DEFAULT_MAX_ROWS, allow_negative_numbers = true)]
+        max_rows: i64,
+    },
+}
+
+/// One `db` subcommand against the configured database.
+async fn db_command(config: &Config, command: DbCommand) -> ExitCode {
+    let fail = |what: &str, e: &dyn std::fmt::Display| {
+        eprintln!("glance-api: db {what}: {e}");
+        ExitCode::FAILURE
+    };
+    let db = match admin::open(config).await {
+        Ok(db) => db,
+        Err(e) => return fail("", &e),
+    };
+    match command {
+        DbCommand::Sync => match admin::sync(&db).await {
+            Ok(applied) if applied.is_empty() => {
+                println!("Database is up to date. No migrations needed.");
+                ExitCode::SUCCESS
+            }
+            Ok(applied) => {
+                for name in &applied {
+                    println!("applied: {name}");
+                }
+                println!("Database is synced successfully.");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail("sync", &e),
+        },
+        DbCommand::Version => match admin::status(&db).await {
+            Ok(status) => {
+                match status.version() {
+                    Some(version) => println!("{version}"),
+                    None => println!(
+                        "Database is not under migration control; run `glance-api db sync`."
+                    ),
+                }
+                if !status.is_current() {
+                    println!("pending: {}", status.pending.join(", "));
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail("version", &e),
+        },
+        DbCommand::Check => match admin::status(&db).await {
+            Ok(status) if status.is_current() => {
+                println!("Database is up to date. No upgrades needed.");
+                ExitCode::SUCCESS
+            }
+            Ok(status) => {
+                println!(
+                    "Your database is not up to date. Your first step is to run `glance-api db sync`. Pending: {}",
+                    status.pending.join(", ")
+                );
+                ExitCode::from(admin::CHECK_PENDING_EXIT)
+            }
+            Err(e) => fail("check", &e),
+        },
+        DbCommand::Purge {
+            age_in_days,
+            max_rows,
+        } => run_purge(&db, age_in_days, max_rows, false).await,
+        DbCommand::PurgeImagesTable {
+            age_in_days,
+            max_rows,
+        } => run_purge(&db, age_in_days, max_rows, true).await,
+    }
+}
+
+/// `db purge` and `db purge_images_table`: glance-manage exits 1 with its
+/// message when an option is out of range.
+async fn run_purge(
+    db: &sea_orm::DatabaseConnection,
+    age_in_days: i64,
+    max_rows: i64,
+    images_table: bool,
+) -> ExitCode {
+    let limits = match purge::PurgeLimits::new(age_in_days, max_rows, chrono::Utc::now()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let report = if images_table {
+        purge::purge_images_table(db, limits).await
+    } else {
+        purge::purge(db, limits).await
+    };
+    match report {
+        Ok(report) => {
+            for (table, rows) in &report.deleted {
+                println!("Deleted {rows} row(s) from table {table}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{}", purge::PurgeError::from(e));
+            ExitCode::FAILURE
+        }
+    }
 }
 
 async fn shutdown_signal() {
@@ -72,23 +218,28 @@ async fn main() -> ExitCode {
         }
     };
     let _guard = glance_api::telemetry::init(&config.telemetry);
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Migrate => {
-            if let Err(e) = std::fs::create_dir_all(&config.default.data_dir) {
-                eprintln!("glance-api: data dir: {e}");
-                return ExitCode::FAILURE;
-            }
-            match glance_api::db::migrate(&config.database_url()).await {
-                Ok(()) => {
-                    tracing::info!("database schema is up to date");
-                    ExitCode::SUCCESS
+    match cli.command.unwrap_or(Command::Serve { no_migrate: false }) {
+        Command::Migrate => db_command(&config, DbCommand::Sync).await,
+        Command::Db(command) => db_command(&config, command).await,
+        Command::Recover => match glance_api::app::recover_once(&config).await {
+            Ok(report) => {
+                println!(
+                    "requeued: {}; leases settled: {}; deferred: {}; stray data removed: {}",
+                    report.requeued.len(),
+                    report.settled,
+                    report.deferred,
+                    report.strays
+                );
+                for image in &report.requeued {
+                    println!("requeued image: {image}");
                 }
-                Err(e) => {
-                    eprintln!("glance-api: migrate: {e}");
-                    ExitCode::FAILURE
-                }
+                ExitCode::SUCCESS
             }
-        }
+            Err(e) => {
+                eprintln!("glance-api: recover: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::LoadMetadefs { dir, replace } => {
             let existing = if replace {
                 glance_api::metadef_catalogue::Existing::Replace
@@ -115,7 +266,11 @@ async fn main() -> ExitCode {
                 }
             }
         }
-        Command::Serve => {
+        Command::Serve { no_migrate } => {
+            let mut config = config;
+            if no_migrate {
+                config.database.auto_migrate = false;
+            }
             let bind = config.default.bind.clone();
             let options = ServerOptions::from_config(&config.default);
             let app = match AppBuilder::new(config).build().await {
@@ -168,7 +323,14 @@ async fn main() -> ExitCode {
                 }
             }
             tracing::info!(address = %bind, "serving the Images API v2");
-            server::run(listener, app.http.clone(), options, shutdown_signal()).await;
+            #[cfg(unix)]
+            server::systemd::notify_ready();
+            let shutdown = async {
+                shutdown_signal().await;
+                #[cfg(unix)]
+                server::systemd::notify_stopping();
+            };
+            server::run(listener, app.http.clone(), options, shutdown).await;
             ExitCode::SUCCESS
         }
     }

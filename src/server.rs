@@ -19,6 +19,8 @@
 mod activity;
 mod framing;
 mod guard;
+#[cfg(unix)]
+pub mod systemd;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -18,8 +18,13 @@ use crate::db::{PoolOptions, Repo};
 use crate::keystone::{
     EndpointRef, KeystoneAuth, KeystoneClient, KeystoneLimits, Scope, ServiceCredentials,
 };
-use crate::notify::{JsonLinesSink, NoopSink, RabbitSink};
+use crate::notify::rabbit_tls::tls_config;
+use crate::notify::transport_url::TransportUrl;
+use crate::notify::{Brokers, JsonLinesSink, NoopSink, RabbitSink};
+use crate::recovery::{LeaseKeeper, NodeIdentity, Recovery};
+use crate::store::FileStore;
 use crate::telemetry::metrics::Metrics;
+use glance_layers::store::StoreSet;
 
 /// `[DEFAULT] hashing_algorithm`.
 pub(super) fn hash_algo(config: &Config) -> Result<HashAlgo, StartError> {
@@ -31,13 +36,25 @@ pub(super) fn hash_algo(config: &Config) -> Result<HashAlgo, StartError> {
     })
 }
 
-/// The image records, migrated, with SQLite's single writer where it applies.
+/// The image records, migrated (or checked to be, with `auto_migrate` off), with
+/// SQLite's single writer where it applies.
 pub(super) async fn repo(config: &Config, metrics: &Metrics) -> Result<Repo, StartError> {
     let pool = PoolOptions {
         acquire_timeout: Duration::from_secs(config.database.pool_timeout),
         max_connections: config.database.max_pool_size,
     };
-    let mut db = crate::db::connect_with(&config.database_url(), pool).await?;
+    let mut db = if config.database.auto_migrate {
+        crate::db::connect_with(&config.database_url(), pool).await?
+    } else {
+        let db = crate::db::open_with(&config.database_url(), pool).await?;
+        crate::db::admin::ensure_current(&db)
+            .await
+            .map_err(|e| match e {
+                crate::db::admin::SchemaError::Db(e) => StartError::Database(e),
+                pending => StartError::Schema(pending.to_string()),
+            })?;
+        db
+    };
     let mut writer = crate::db::connect_writer(&config.database_url(), pool).await?;
     for conn in std::iter::once(&mut db).chain(writer.as_mut()) {
         let m = metrics.clone();
@@ -48,6 +65,42 @@ pub(super) async fn repo(config: &Config, metrics: &Metrics) -> Result<Repo, Sta
         Some(writer) => Repo::new(db).with_writer(writer),
         None => Repo::new(db),
     })
+}
+
+/// This node's lease keeper: its identity (locked for the life of the process,
+/// so two processes never act as one node) and `upload_lease_ttl`.
+pub(super) fn lease_keeper(config: &Config) -> Result<LeaseKeeper, StartError> {
+    let d = &config.default;
+    let node =
+        NodeIdentity::establish(d.node_id.as_deref(), &d.data_dir).map_err(StartError::Config)?;
+    tracing::info!(node = %node.node_id, "upload leases are taken as this node");
+    Ok(LeaseKeeper::new(
+        node,
+        Duration::from_secs(d.upload_lease_ttl.max(1)),
+    ))
+}
+
+/// The crash-recovery sweeper over this node's stores and leases; `serve` runs
+/// it at start-up and then periodically, `glance-api recover` once.
+pub(super) fn recovery(
+    config: &Config,
+    repo: Repo,
+    stores: StoreSet,
+    staging: Arc<FileStore>,
+    leases: LeaseKeeper,
+    sink: Arc<dyn EventSink>,
+) -> Recovery {
+    Recovery::new(
+        repo,
+        stores,
+        staging,
+        leases,
+        sink,
+        &config.default.default_publisher_id,
+    )
+    .with_task_ttl(chrono::Duration::hours(
+        config.task.task_time_to_live as i64,
+    ))
 }
 
 /// `image_cache_dir`: this node's image cache, started, when it is on.
@@ -83,30 +136,59 @@ pub(super) async fn image_cache(
         .map_err(StartError::Config)
 }
 
-/// `[oslo_messaging_notifications] driver`: where image events go.
-pub(super) async fn event_sink(config: &Config) -> Result<Arc<dyn EventSink>, StartError> {
-    let d = &config.default;
+/// `[oslo_messaging_notifications] driver`: where image events go; with
+/// `messagingv2`, also the RabbitMQ sink itself, whose counters are for metrics.
+pub(super) async fn event_sink(
+    config: &Config,
+) -> Result<(Arc<dyn EventSink>, Option<RabbitSink>), StartError> {
     Ok(match config.oslo_messaging_notifications.driver {
-        NotificationDriver::Log => Arc::new(
-            JsonLinesSink::open(config.notification_log())
-                .await
-                .map_err(StartError::Notifications)?,
-        ),
-        NotificationDriver::Noop => Arc::new(NoopSink),
-        NotificationDriver::Messagingv2 => {
-            let url = d.transport_url.as_deref().ok_or_else(|| {
-                StartError::Config("driver messagingv2 needs [DEFAULT] transport_url".into())
-            })?;
+        NotificationDriver::Log => (
             Arc::new(
-                RabbitSink::start(
-                    url,
-                    &d.control_exchange,
-                    config.oslo_messaging_notifications.topics.clone(),
-                )
-                .map_err(StartError::Config)?,
-            )
+                JsonLinesSink::open(config.notification_log())
+                    .await
+                    .map_err(StartError::Notifications)?,
+            ),
+            None,
+        ),
+        NotificationDriver::Noop => (Arc::new(NoopSink), None),
+        NotificationDriver::Messagingv2 => {
+            let sink = RabbitSink::start(
+                rabbit_brokers(config)?,
+                &config.default.control_exchange,
+                config.oslo_messaging_notifications.topics.clone(),
+            );
+            (Arc::new(sink.clone()), Some(sink))
         }
     })
+}
+
+/// The brokers of the notification `transport_url`, with `[oslo_messaging_rabbit]`'s
+/// TLS (on with `ssl = true` or the URL's `?ssl=1`) and failover order.
+fn rabbit_brokers(config: &Config) -> Result<Brokers, StartError> {
+    let url = config.notification_transport_url().ok_or_else(|| {
+        StartError::Config(
+            "driver messagingv2 needs a transport_url ([oslo_messaging_notifications] or [DEFAULT])"
+                .into(),
+        )
+    })?;
+    let url = TransportUrl::parse(url).map_err(|e| StartError::Config(e.to_string()))?;
+    let rabbit = &config.oslo_messaging_rabbit;
+    let tls = if url.ssl.unwrap_or(rabbit.ssl) {
+        Some(tls_config(rabbit).map_err(|e| StartError::Config(e.to_string()))?)
+    } else {
+        None
+    };
+    let first = match rabbit.kombu_failover_strategy.as_str() {
+        "round-robin" => 0,
+        // Any host to start with; the order after it stays the URL's.
+        "shuffle" => uuid::Uuid::new_v4().as_u128() as usize % url.hosts.len(),
+        other => {
+            return Err(StartError::Config(format!(
+                "[oslo_messaging_rabbit] kombu_failover_strategy {other:?} is not round-robin or shuffle"
+            )));
+        }
+    };
+    Ok(Brokers { url, tls, first })
 }
 
 /// `[auth] mode`: who vouches for callers.

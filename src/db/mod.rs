@@ -1,11 +1,13 @@
 //! The database: connection, migrations, and the queries of the core service.
 
+pub mod admin;
 pub mod cache;
 pub mod entity;
 pub mod imports;
 pub mod leases;
 pub mod list;
 pub mod metadefs;
+pub mod purge;
 mod repo;
 pub mod tasks;
 
@@ -70,6 +72,15 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
 
 /// [`connect`] with explicit pool options.
 pub async fn connect_with(url: &str, pool: PoolOptions) -> Result<DatabaseConnection, DbErr> {
+    let db = open_with(url, pool).await?;
+    Migrator::up(&db, None).await?;
+    Ok(db)
+}
+
+/// Opens the database at `url` as it is, without touching its schema: for the
+/// admin commands that report on it, and for `serve` when migrating is left to
+/// the operator (`[database] auto_migrate = false`).
+pub async fn open_with(url: &str, pool: PoolOptions) -> Result<DatabaseConnection, DbErr> {
     let size = if url.starts_with("sqlite:") && url.contains(":memory:") {
         // Each connection would get its own empty in-memory database.
         1
@@ -78,9 +89,7 @@ pub async fn connect_with(url: &str, pool: PoolOptions) -> Result<DatabaseConnec
     } else {
         pool.max_connections.unwrap_or(16)
     };
-    let db = Database::connect(options(url, size, pool.acquire_timeout)).await?;
-    Migrator::up(&db, None).await?;
-    Ok(db)
+    Database::connect(options(url, size, pool.acquire_timeout)).await
 }
 
 /// SQLite takes one writer at a time; others wait in its busy handler, which

@@ -2,9 +2,11 @@
 
 mod log;
 mod rabbit;
+pub mod rabbit_tls;
+pub mod transport_url;
 
 pub use log::JsonLinesSink;
-pub use rabbit::{RabbitSink, amqp_uri, envelope};
+pub use rabbit::{Brokers, NotifyStats, RabbitSink, amqp_uri, envelope, rabbit_readings};
 
 use glance_layers::notifier::{EventSink, Notification};
 
