@@ -5,8 +5,21 @@
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
-use figment::providers::{Format, Serialized, Toml};
+use figment::providers::Serialized;
 use serde::{Deserialize, Serialize};
+
+mod compat;
+mod file;
+mod known;
+pub(crate) mod option_doc;
+mod oslo_ini;
+mod sample;
+
+pub use file::FileError;
+pub use oslo_ini::IniError;
+pub use sample::sample_config;
+
+use option_doc::options;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
@@ -42,19 +55,26 @@ pub struct Config {
     pub backends: std::collections::BTreeMap<String, BackendSection>,
 }
 
+options! {
 /// The options of one store, with glance_store's names.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct BackendSection {
+    /// A description of the store, shown by the stores discovery API.
     pub store_description: Option<String>,
+    /// Order of preference of this store's locations when an image is read (higher first).
     pub weight: i64,
     /// `file` stores: their directory.
     pub filesystem_store_datadir: Option<PathBuf>,
     /// `s3` stores: `http://host:port` or a host name (https).
     pub s3_store_host: Option<String>,
+    /// `s3` stores: the access key.
     pub s3_store_access_key: Option<String>,
+    /// `s3` stores: the secret key.
     pub s3_store_secret_key: Option<String>,
+    /// `s3` stores: the bucket that holds the images.
     pub s3_store_bucket: Option<String>,
+    /// `s3` stores: the region the requests are signed for.
     pub s3_store_region_name: String,
     /// MiB per multipart part.
     pub s3_store_large_object_chunk_size: usize,
@@ -69,6 +89,7 @@ pub struct BackendSection {
     /// A proxy for the http store's requests (`http://host:port`). glance_store
     /// takes a `scheme:proxy` map; here one proxy serves both schemes.
     pub http_proxy_information: Option<String>,
+}
 }
 
 impl Default for BackendSection {
@@ -91,6 +112,7 @@ impl Default for BackendSection {
     }
 }
 
+options! {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct DefaultSection {
@@ -104,11 +126,17 @@ pub struct DefaultSection {
     pub hashing_algorithm: String,
     /// Largest image in bytes (Glance's default: 1 TiB).
     pub image_size_cap: u64,
+    /// Images a list returns when the request sets no `limit`.
     pub limit_param_default: u64,
+    /// Most images (or tasks) a list returns, whatever the `limit` asked for.
     pub api_limit_max: u64,
+    /// Most properties an image may have (`-1`: no limit).
     pub image_property_quota: i64,
+    /// Most tags an image may have (`-1`: no limit).
     pub image_tag_quota: i64,
+    /// Most members an image may be shared with (`-1`: no limit).
     pub image_member_quota: i64,
+    /// The publisher id of notifications.
     pub default_publisher_id: String,
     /// Largest JSON request body, in bytes. Glance sets none; the default admits
     /// a 10 MiB property value and stays under MySQL/MariaDB's default
@@ -200,6 +228,7 @@ pub struct DefaultSection {
     /// Attempts at reading a location for its hash before giving up.
     pub http_retries: u32,
 }
+}
 
 impl Default for DefaultSection {
     fn default() -> Self {
@@ -262,12 +291,18 @@ pub enum AuthMode {
     Keystone,
 }
 
+options! {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSection {
+    /// How requests are authenticated: `noauth`, `trusted-headers` or `keystone` (Glance's
+    /// `[paste_deploy] flavor = keystone` sets `keystone`).
     pub mode: AuthMode,
+    /// `noauth`: the project every request acts as.
     pub noauth_project_id: String,
+    /// `noauth`: the user every request acts as.
     pub noauth_user_id: String,
+}
 }
 
 impl Default for AuthSection {
@@ -280,6 +315,7 @@ impl Default for AuthSection {
     }
 }
 
+options! {
 /// Glance's `[task]`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -288,6 +324,7 @@ pub struct TaskSection {
     pub task_time_to_live: u64,
     /// Accepted so glance-api.conf carries over; unused (no conversion plugins).
     pub work_dir: Option<PathBuf>,
+}
 }
 
 impl Default for TaskSection {
@@ -299,6 +336,7 @@ impl Default for TaskSection {
     }
 }
 
+options! {
 /// Glance's `[image_format]`: how uploaded and imported data is checked against
 /// its `disk_format` (see `glance_layers::inspect`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -312,6 +350,7 @@ pub struct ImageFormatSection {
     /// The VMDK `createType`s accepted.
     #[serde(deserialize_with = "crate::fetch::options::list_or_csv")]
     pub vmdk_allowed_types: Vec<String>,
+}
 }
 
 impl Default for ImageFormatSection {
@@ -335,6 +374,7 @@ impl ImageFormatSection {
     }
 }
 
+options! {
 /// oslo.middleware's `[cors]`, with the defaults Glance sets for it
 /// (`glance/common/config.py`, `set_cors_middleware_defaults`). Lists are TOML
 /// arrays or comma-separated strings, as glance-api.conf writes them.
@@ -345,6 +385,8 @@ pub struct CorsSection {
     /// share responses; `*` allows any. Empty turns CORS off.
     #[serde(deserialize_with = "crate::fetch::options::list_or_csv")]
     pub allowed_origin: Vec<String>,
+    /// Let browsers send credentials (cookies, HTTP authentication) with cross-origin
+    /// requests.
     pub allow_credentials: bool,
     /// Response headers a browser script may read.
     #[serde(deserialize_with = "crate::fetch::options::list_or_csv")]
@@ -358,6 +400,7 @@ pub struct CorsSection {
     /// simple headers every origin may send.
     #[serde(deserialize_with = "crate::fetch::options::list_or_csv")]
     pub allow_headers: Vec<String>,
+}
 }
 
 impl Default for CorsSection {
@@ -392,6 +435,7 @@ impl Default for CorsSection {
     }
 }
 
+options! {
 /// Glance's `[image_import_opts]`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -405,6 +449,7 @@ pub struct ImageImportSection {
     /// supported.
     pub max_parallel_stores: usize,
 }
+}
 
 impl Default for ImageImportSection {
     fn default() -> Self {
@@ -415,12 +460,14 @@ impl Default for ImageImportSection {
     }
 }
 
+options! {
 /// Glance's `[image_conversion]`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ImageConversionSection {
     /// What `image_conversion` converts imported data to.
     pub output_format: OutputFormat,
+}
 }
 
 /// The formats `image_conversion` may produce (Glance's choices).
@@ -444,6 +491,7 @@ impl OutputFormat {
     }
 }
 
+options! {
 /// Glance's `[inject_metadata_properties]`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -455,6 +503,7 @@ pub struct InjectMetadataSection {
     /// Importers with one of these roles get no properties injected.
     #[serde(deserialize_with = "crate::fetch::options::list_or_csv")]
     pub ignore_user_roles: Vec<String>,
+}
 }
 
 impl Default for InjectMetadataSection {
@@ -516,6 +565,7 @@ where
     }
 }
 
+options! {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseSection {
@@ -526,6 +576,7 @@ pub struct DatabaseSection {
     pub pool_timeout: u64,
     /// Connections per pool (oslo.db's name); unset: 16, or 8 for SQLite.
     pub max_pool_size: Option<u32>,
+}
 }
 
 impl Default for DatabaseSection {
@@ -538,6 +589,7 @@ impl Default for DatabaseSection {
     }
 }
 
+options! {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreSection {
@@ -563,6 +615,7 @@ pub struct StoreSection {
     /// takes a `scheme:proxy` map; here one proxy serves both schemes.
     pub http_proxy_information: Option<String>,
 }
+}
 
 impl Default for StoreSection {
     fn default() -> Self {
@@ -578,6 +631,7 @@ impl Default for StoreSection {
     }
 }
 
+options! {
 /// keystonemiddleware's `[keystone_authtoken]`, with its option names. Options
 /// that only matter to keystonemiddleware's own plumbing (`auth_type`,
 /// `memcached_servers`, ...) are accepted so a glance-api.conf section carries
@@ -591,9 +645,13 @@ pub struct KeystoneAuthtokenSection {
     pub auth_url: Option<String>,
     /// The service user that validates tokens.
     pub username: Option<String>,
+    /// The service user's password.
     pub password: Option<String>,
+    /// The project the service user's token is scoped to.
     pub project_name: Option<String>,
+    /// The service user's domain.
     pub user_domain_name: String,
+    /// The domain of `project_name`.
     pub project_domain_name: String,
     /// Seconds a validated token is trusted before Keystone is asked again.
     pub token_cache_time: u64,
@@ -601,16 +659,24 @@ pub struct KeystoneAuthtokenSection {
     pub token_cache_size: usize,
     /// Roles that make an `X-Service-Token` a service's (which lets an expired
     /// user token through, as Nova needs for long uploads).
+    #[serde(deserialize_with = "crate::fetch::options::list_or_csv")]
     pub service_token_roles: Vec<String>,
     /// Refuse a valid service token that lacks those roles.
     pub service_token_roles_required: bool,
     /// Seconds to wait for Keystone before answering 503.
     pub http_connect_timeout: u64,
+    /// Seconds to wait for Keystone's answer before answering 503.
     pub http_request_timeout: u64,
+    /// Accepted from keystonemiddleware; unused (the service user authenticates with a
+    /// password).
     pub auth_type: Option<String>,
+    /// Accepted from keystonemiddleware; unused (validated tokens are cached in memory).
     pub memcached_servers: Option<String>,
+    /// Accepted from keystonemiddleware; unused.
     pub region_name: Option<String>,
+    /// Accepted from keystonemiddleware; unused.
     pub interface: Option<String>,
+}
 }
 
 impl Default for KeystoneAuthtokenSection {
@@ -637,28 +703,38 @@ impl Default for KeystoneAuthtokenSection {
     }
 }
 
+options! {
 /// oslo.limit's `[oslo_limit]`: where unified limits are read when
 /// `use_keystone_limits` is on. Credentials left unset are taken from
 /// `[keystone_authtoken]`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct OsloLimitSection {
+    /// Keystone's base URL; unset: `[keystone_authtoken] auth_url`.
     pub auth_url: Option<String>,
+    /// The user that reads the limits; unset: `[keystone_authtoken] username`.
     pub username: Option<String>,
+    /// Its password; unset: `[keystone_authtoken] password`.
     pub password: Option<String>,
     /// Accepted, unused (see `project_domain_name`).
     pub project_name: Option<String>,
+    /// The user's domain; unset: `[keystone_authtoken] user_domain_name`.
     pub user_domain_name: Option<String>,
     /// Accepted so an oslo.limit section carries over; unused, since limits are
     /// read with a system-scoped token.
     pub project_domain_name: Option<String>,
     /// Glance's endpoint in Keystone's catalog; its service and region select the limits.
     pub endpoint_id: Option<String>,
+    /// Accepted from oslo.limit; unused (password authentication).
     pub auth_type: Option<String>,
+    /// Instead of `endpoint_id`: the service type of Glance's endpoint (`image`).
     pub endpoint_service_type: Option<String>,
+    /// With `endpoint_service_type`: the region of Glance's endpoint.
     pub endpoint_region_name: Option<String>,
 }
+}
 
+options! {
 /// Glance's per-project limits, with its resource names; unset is unlimited.
 /// Used when `use_keystone_limits` is off (Keystone holds them otherwise).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -673,6 +749,7 @@ pub struct QuotaSection {
     /// Images of a project receiving data at once.
     pub image_count_uploading: Option<u64>,
 }
+}
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
@@ -685,14 +762,19 @@ pub enum NotificationDriver {
     Messagingv2,
 }
 
+options! {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct NotificationSection {
+    /// Where notifications go: `log`, `noop` or `messagingv2` (oslo.messaging's `messaging`
+    /// is sent as `messagingv2`, `test` is `noop`).
     pub driver: NotificationDriver,
     /// Unset means `data_dir/notifications.jsonl`.
     pub log_file: Option<PathBuf>,
     /// oslo's notification topics; routing keys are `<topic>.<priority>`.
+    #[serde(deserialize_with = "crate::fetch::options::list_or_csv")]
     pub topics: Vec<String>,
+}
 }
 
 impl Default for NotificationSection {
@@ -705,13 +787,16 @@ impl Default for NotificationSection {
     }
 }
 
+options! {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct PolicySection {
     /// oslo.policy overrides (YAML or JSON) over Glance's defaults; re-read on SIGHUP.
     pub policy_file: Option<PathBuf>,
 }
+}
 
+options! {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct TelemetrySection {
@@ -719,6 +804,7 @@ pub struct TelemetrySection {
     pub otlp_endpoint: Option<String>,
     /// Log lines as JSON rather than text.
     pub json_logs: bool,
+}
 }
 
 /// Values from the command line, applied last.
@@ -753,41 +839,140 @@ impl DefaultSection {
     }
 }
 
+/// The configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    File(#[from] file::FileError),
+    /// A value of an option this server implements is wrong; the message names
+    /// the option and where the value came from.
+    #[error(transparent)]
+    Value(#[from] Box<figment::Error>),
+    /// A store section's value is wrong (see `known::type_store_values`).
+    #[error("{message} (in {origin})")]
+    StoreValue { message: String, origin: String },
+}
+
+/// A loaded configuration and what loading it left out.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    /// `section.key` of each option given (in the file or the environment) that
+    /// this server does not implement, sorted; they were ignored, as
+    /// oslo.config ignores options nobody registered.
+    pub ignored: Vec<String>,
+    /// Glance options read with another meaning (see `compat`).
+    pub notes: Vec<String>,
+}
+
+impl Loaded {
+    /// What to log once logging is up (loading happens before it is).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut lines = self.notes.clone();
+        if !self.ignored.is_empty() {
+            lines.push(format!(
+                "ignoring options this server does not implement: {}",
+                self.ignored.join(", ")
+            ));
+        }
+        lines
+    }
+}
+
 impl Config {
     /// Loads the layered configuration; `env` is the process environment in
-    /// production and a fixed list in tests.
+    /// production and a fixed list in tests. Options this server does not
+    /// implement are dropped; [`Config::load_reporting`] names them.
     pub fn load(
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
         overrides: &Overrides,
-    ) -> Result<Config, Box<figment::Error>> {
-        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+    ) -> Result<Config, ConfigError> {
+        Config::load_reporting(file, env, overrides).map(|loaded| loaded.config)
+    }
+
+    /// [`Config::load`], also returning the options it ignored. The file is TOML
+    /// or Glance's glance-api.conf (see `file`); Glance's spellings of our
+    /// settings are rewritten (see `compat`). Strings convert to the booleans
+    /// and numbers options want (oslo's `true/false/yes/no/1/0/on/off`), in
+    /// every layer.
+    pub fn load_reporting(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: &Overrides,
+    ) -> Result<Loaded, ConfigError> {
+        let mut layers = Vec::new();
         if let Some(file) = file {
-            fig = fig.merge(Toml::file_exact(file));
+            layers.push(file::read(file)?);
         }
         // `GLANCE__SECTION__KEY`, read lower-cased; glance-api.conf spells the
         // first section `DEFAULT`.
-        let vars: Vec<(String, String)> = env
-            .into_iter()
-            .filter(|(k, _)| k.starts_with("GLANCE__"))
-            .collect();
-        fig = fig.merge(EnvVars(vars));
+        let vars = EnvVars(
+            env.into_iter()
+                .filter(|(k, _)| k.starts_with("GLANCE__"))
+                .collect(),
+        );
+        layers.push(file::Layer {
+            metadata: figment::Provider::metadata(&vars),
+            dict: vars.dict(),
+        });
+        // The store sections are those `enabled_backends` names, as the layers
+        // together leave it.
+        let stores = layers
+            .iter()
+            .rev()
+            .find_map(|l| match l.dict.get("DEFAULT") {
+                Some(figment::value::Value::Dict(_, d)) => d.get("enabled_backends"),
+                _ => None,
+            })
+            .and_then(|v| v.as_str())
+            .map(known::store_ids)
+            .unwrap_or_default();
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        let (mut ignored, mut notes) = (Vec::new(), Vec::new());
+        for mut layer in layers {
+            let bind: String = fig.extract_inner_lossy("DEFAULT.bind").map_err(Box::new)?;
+            compat::translate(&mut layer.dict, &bind, &mut notes);
+            known::retain_known(&mut layer.dict, &stores, &mut ignored);
+            known::type_store_values(&mut layer.dict, &stores).map_err(|message| {
+                ConfigError::StoreValue {
+                    message,
+                    origin: layer.metadata.source.as_ref().map_or_else(
+                        || layer.metadata.name.to_string(),
+                        |source| source.to_string(),
+                    ),
+                }
+            })?;
+            fig = fig.merge(layer);
+        }
         if let Some(bind) = &overrides.bind {
             fig = fig.merge(Serialized::default("DEFAULT.bind", bind));
         }
         if let Some(dir) = &overrides.data_dir {
             fig = fig.merge(Serialized::default("DEFAULT.data_dir", dir));
         }
-        fig.extract().map_err(Box::new)
+        ignored.sort();
+        ignored.dedup();
+        Ok(Loaded {
+            config: fig.extract_lossy().map_err(Box::new)?,
+            ignored,
+            notes,
+        })
     }
 
+    /// The database URL for sea-orm: `[database] connection`, where oslo.db's
+    /// SQLAlchemy URLs are accepted too (see `sqlalchemy_url`).
     pub fn database_url(&self) -> String {
-        self.database.connection.clone().unwrap_or_else(|| {
-            format!(
-                "sqlite://{}?mode=rwc",
-                self.default.data_dir.join("glance.sqlite").display()
-            )
-        })
+        self.database
+            .connection
+            .as_deref()
+            .map(sqlalchemy_url)
+            .unwrap_or_else(|| {
+                format!(
+                    "sqlite://{}?mode=rwc",
+                    self.default.data_dir.join("glance.sqlite").display()
+                )
+            })
     }
 
     pub fn store_dir(&self) -> PathBuf {
@@ -824,18 +1009,39 @@ impl Config {
     }
 }
 
+/// oslo.db's SQLAlchemy URLs as sea-orm (sqlx) takes them: the `+driver` of
+/// `mysql+pymysql://` or `postgresql+psycopg2://` dropped; SQLite's
+/// `sqlite:////absolute/path` and `sqlite+pysqlite:///relative/path` (created
+/// when missing, as SQLAlchemy does) and `sqlite://` (in memory). Other URLs
+/// pass unchanged, so sqlx's own `sqlite:///absolute/path` keeps its meaning.
+pub fn sqlalchemy_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (base, driver) = scheme.split_once('+').unwrap_or((scheme, ""));
+    let sqlite_path = |path: &str| {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        if path.contains("mode=") {
+            format!("sqlite://{path}")
+        } else {
+            format!("sqlite://{path}{sep}mode=rwc")
+        }
+    };
+    match base {
+        "sqlite" if rest.is_empty() => "sqlite::memory:".into(),
+        "sqlite" if rest.starts_with("//") => sqlite_path(&rest[1..]),
+        "sqlite" if !driver.is_empty() => sqlite_path(rest.strip_prefix('/').unwrap_or(rest)),
+        "mysql" | "postgresql" | "postgres" if !driver.is_empty() => format!("{base}://{rest}"),
+        _ => url.to_string(),
+    }
+}
+
 /// `GLANCE__SECTION__KEY=value` pairs as a figment provider. Taking the pairs as a
 /// list (rather than reading the process environment) lets tests inject values.
 struct EnvVars(Vec<(String, String)>);
 
-impl figment::Provider for EnvVars {
-    fn metadata(&self) -> figment::Metadata {
-        figment::Metadata::named("environment variable(s)")
-    }
-
-    fn data(
-        &self,
-    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+impl EnvVars {
+    fn dict(&self) -> figment::value::Dict {
         let mut dict = figment::value::Dict::new();
         for (k, v) in &self.0 {
             let Some(rest) = k.strip_prefix("GLANCE__") else {
@@ -854,7 +1060,19 @@ impl figment::Provider for EnvVars {
                 dict = merge_dict(dict, d);
             }
         }
-        Ok(figment::Profile::Default.collect(dict))
+        dict
+    }
+}
+
+impl figment::Provider for EnvVars {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named("environment variable(s)")
+    }
+
+    fn data(
+        &self,
+    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        Ok(figment::Profile::Default.collect(self.dict()))
     }
 }
 
@@ -983,11 +1201,55 @@ mod tests {
     }
 
     #[test]
-    fn unknown_keys_are_errors() {
+    fn unknown_options_are_ignored_and_known_ones_still_checked() {
         let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("bad.toml");
-        std::fs::write(&file, "[DEFAULT]\nbindd = \"x\"\n").unwrap();
-        assert!(Config::load(Some(&file), Vec::new(), &Overrides::default()).is_err());
+        let file = dir.path().join("glance.toml");
+        std::fs::write(&file, "[DEFAULT]\nbindd = \"x\"\nimage_size_cap = 5\n").unwrap();
+        let env = vec![("GLANCE__PROFILER__ENABLED".to_string(), "true".to_string())];
+        let loaded = Config::load_reporting(Some(&file), env, &Overrides::default()).unwrap();
+        assert_eq!(loaded.ignored, ["DEFAULT.bindd", "profiler.enabled"]);
+        assert_eq!(loaded.config.default.image_size_cap, 5);
+        assert_eq!(
+            loaded.warnings(),
+            ["ignoring options this server does not implement: DEFAULT.bindd, profiler.enabled"]
+        );
+
+        std::fs::write(&file, "[DEFAULT]\nimage_size_cap = \"big\"\n").unwrap();
+        let err = Config::load(Some(&file), Vec::new(), &Overrides::default()).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("DEFAULT.image_size_cap"), "{text}");
+        assert!(text.contains("glance.toml"), "{text}");
+    }
+
+    #[test]
+    fn sqlalchemy_urls() {
+        for (given, url) in [
+            (
+                "mysql+pymysql://glance:pw@db/glance?charset=utf8",
+                "mysql://glance:pw@db/glance?charset=utf8",
+            ),
+            (
+                "postgresql+psycopg2://g:pw@db/glance",
+                "postgresql://g:pw@db/glance",
+            ),
+            ("postgresql://g:pw@db/glance", "postgresql://g:pw@db/glance"),
+            (
+                "sqlite:////var/lib/glance/glance.sqlite",
+                "sqlite:///var/lib/glance/glance.sqlite?mode=rwc",
+            ),
+            (
+                "sqlite+pysqlite:///glance.sqlite",
+                "sqlite://glance.sqlite?mode=rwc",
+            ),
+            ("sqlite://", "sqlite::memory:"),
+            (
+                "sqlite:///abs/glance.sqlite?mode=rwc",
+                "sqlite:///abs/glance.sqlite?mode=rwc",
+            ),
+            ("sqlite::memory:", "sqlite::memory:"),
+        ] {
+            assert_eq!(sqlalchemy_url(given), url, "{given}");
+        }
     }
 
     #[test]
