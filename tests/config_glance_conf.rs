@@ -162,3 +162,40 @@ fn a_bad_value_of_a_known_option_is_an_error() {
     assert!(c.default.show_image_direct_url);
     assert!(c.default.do_secure_hash);
 }
+
+/// A single-store glance-api.conf in Glance's older style: the store options in
+/// `[glance_store]`, Glance's bind options, an absolute SQLite path.
+#[test]
+fn single_store_glance_api_conf() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("glance-api.conf");
+    std::fs::write(
+        &path,
+        "[DEFAULT]\nbind_host = 0.0.0.0\nlog_dir = /var/log/glance\n\
+         [database]\nconnection = sqlite:////var/lib/glance/glance.sqlite\n\
+         [glance_store]\nstores = file,http\ndefault_store = file\n\
+         filesystem_store_datadir = /var/lib/glance/images/\n\
+         [oslo_messaging_notifications]\ndriver = noop\n\
+         [paste_deploy]\nflavor = keystone+cachemanagement\nconfig_file = glance-api-paste.ini\n",
+    )
+    .unwrap();
+    let loaded = Config::load_reporting(Some(&path), Vec::new(), &Overrides::default()).unwrap();
+    let c = &loaded.config;
+    assert_eq!(c.default.bind, "0.0.0.0:9292");
+    assert_eq!(
+        c.database_url(),
+        "sqlite:///var/lib/glance/glance.sqlite?mode=rwc"
+    );
+    assert_eq!(c.glance_store.stores, ["file", "http"]);
+    assert_eq!(c.glance_store.default_backend, "file");
+    assert_eq!(c.store_dir(), Path::new("/var/lib/glance/images/"));
+    assert_eq!(
+        c.oslo_messaging_notifications.driver,
+        NotificationDriver::Noop
+    );
+    assert_eq!(c.auth.mode, AuthMode::Keystone);
+    assert_eq!(
+        loaded.ignored,
+        ["DEFAULT.log_dir", "paste_deploy.config_file"]
+    );
+}

@@ -49,8 +49,10 @@ pub struct Config {
     /// Cross-origin requests from browsers (oslo.middleware's `[cors]`); off
     /// until `allowed_origin` names an origin.
     pub cors: CorsSection,
-    /// One section per store named in `[DEFAULT] enabled_backends`; any other
-    /// unknown section is refused when the service starts.
+    /// One section per store named in `[DEFAULT] enabled_backends` (and Glance's
+    /// reserved stores). Loading drops, with a warning, any other section it does
+    /// not know; a `Config` built otherwise with a stray one is refused when the
+    /// service starts.
     #[serde(flatten)]
     pub backends: std::collections::BTreeMap<String, BackendSection>,
 }
