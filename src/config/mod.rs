@@ -1,6 +1,11 @@
-//! Configuration: built-in defaults, then a TOML file, then `GLANCE__SECTION__KEY`
-//! environment variables, then command-line flags. Section and key names follow
-//! glance-api.conf so operators can carry their settings over.
+//! Configuration: built-in defaults, then a file (Glance's glance-api.conf or
+//! TOML, see `file`), then `GLANCE__SECTION__KEY` environment variables, then
+//! command-line flags. Section and key names follow glance-api.conf so operators
+//! can carry their settings over; the options this server does not implement are
+//! dropped and reported (see `known`), and Glance's spellings of ours rewritten
+//! (see `compat`). The section structs are declared through `options!` (see
+//! `option_doc`), so their doc comments are also the help of
+//! `etc/glance-api.conf.sample` (see `sample`).
 
 use std::path::{Path, PathBuf};
 
