@@ -12,10 +12,31 @@ use glance_api::config::{Config, Overrides};
 use glance_api::db::{admin, purge};
 use glance_api::server::{self, ServerOptions};
 
+/// The configuration's other sources, for `--help`.
+const ENVIRONMENT_HELP: &str = "\
+Configuration, later sources win: built-in defaults, the --config file,
+GLANCE__SECTION__KEY environment variables, then --bind and --data-dir.
+
+Environment:
+  GLANCE_CONFIG               the configuration file, as --config
+  GLANCE__SECTION__KEY=value  one option, e.g. GLANCE__DEFAULT__BIND=0.0.0.0:9292
+                              or GLANCE__KEYSTONE_AUTHTOKEN__AUTH_URL=http://k:5000/v3
+  RUST_LOG                    log levels, e.g. info or glance_api=debug
+
+The file is Glance's glance-api.conf (INI, a .conf or .ini file) or TOML (a
+.toml file; another name is read as TOML if it parses, else as INI). Options
+this server does not implement are ignored with a warning. Every option, with
+its help and default: etc/glance-api.conf.sample.";
+
 #[derive(Parser)]
-#[command(version, about = "A Glance-compatible Images API v2 server")]
+#[command(
+    version,
+    about = "A Glance-compatible Images API v2 server",
+    after_help = ENVIRONMENT_HELP
+)]
 struct Cli {
-    /// TOML configuration file (sections and keys as in glance-api.conf).
+    /// Configuration file: glance-api.conf (INI) or TOML, with glance-api.conf's
+    /// sections and keys.
     #[arg(long, global = true, env = "GLANCE_CONFIG")]
     config: Option<PathBuf>,
     /// Address to listen on, e.g. 127.0.0.1:9292.
@@ -210,14 +231,18 @@ async fn main() -> ExitCode {
         bind: cli.bind,
         data_dir: cli.data_dir,
     };
-    let config = match Config::load(cli.config.as_deref(), std::env::vars(), &overrides) {
-        Ok(c) => c,
+    let loaded = match Config::load_reporting(cli.config.as_deref(), std::env::vars(), &overrides) {
+        Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("glance-api: configuration: {e}");
             return ExitCode::from(2);
         }
     };
-    let _guard = glance_api::telemetry::init(&config.telemetry);
+    let _guard = glance_api::telemetry::init(&loaded.config.telemetry);
+    for warning in loaded.warnings() {
+        tracing::warn!("configuration: {warning}");
+    }
+    let config = loaded.config;
     match cli.command.unwrap_or(Command::Serve { no_migrate: false }) {
         Command::Migrate => db_command(&config, DbCommand::Sync).await,
         Command::Db(command) => db_command(&config, command).await,

@@ -8,6 +8,9 @@ use std::str::FromStr;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
+use crate::config::option_doc::options;
+
+options! {
 /// What `web-download` may fetch, and how.
 ///
 /// The six lists keep Glance's names, defaults and rules: when an allow list and
@@ -24,16 +27,24 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ImportFilteringOptions {
+    /// URI schemes web-download may fetch.
     #[serde(deserialize_with = "list_or_csv")]
     pub allowed_schemes: Vec<String>,
+    /// URI schemes web-download may not fetch (unused when `allowed_schemes` is set).
     #[serde(deserialize_with = "list_or_csv")]
     pub disallowed_schemes: Vec<String>,
+    /// Hosts web-download may fetch from: names, addresses or CIDR networks. Set, it is the
+    /// complete list.
     #[serde(deserialize_with = "list_or_csv")]
     pub allowed_hosts: Vec<String>,
+    /// Hosts web-download may not fetch from (unused when `allowed_hosts` is set); an IP or
+    /// CIDR entry also refuses the names resolving into it.
     #[serde(deserialize_with = "list_or_csv")]
     pub disallowed_hosts: Vec<String>,
+    /// Ports web-download may fetch from, when the URI names one.
     #[serde(deserialize_with = "list_or_csv")]
     pub allowed_ports: Vec<u16>,
+    /// Ports web-download may not fetch from (unused when `allowed_ports` is set).
     #[serde(deserialize_with = "list_or_csv")]
     pub disallowed_ports: Vec<u16>,
     /// Seconds to resolve a host and open a connection to it.
@@ -48,6 +59,7 @@ pub struct ImportFilteringOptions {
     /// checks still apply to what this server resolves, but the proxy resolves
     /// and connects on its own.
     pub proxy: Option<String>,
+}
 }
 
 impl Default for ImportFilteringOptions {

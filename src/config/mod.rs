@@ -1,12 +1,30 @@
-//! Configuration: built-in defaults, then a TOML file, then `GLANCE__SECTION__KEY`
-//! environment variables, then command-line flags. Section and key names follow
-//! glance-api.conf so operators can carry their settings over.
+//! Configuration: built-in defaults, then a file (Glance's glance-api.conf or
+//! TOML, see `file`), then `GLANCE__SECTION__KEY` environment variables, then
+//! command-line flags. Section and key names follow glance-api.conf so operators
+//! can carry their settings over; the options this server does not implement are
+//! dropped and reported (see `known`), and Glance's spellings of ours rewritten
+//! (see `compat`). The section structs are declared through `options!` (see
+//! `option_doc`), so their doc comments are also the help of
+//! `etc/glance-api.conf.sample` (see `sample`).
 
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
-use figment::providers::{Format, Serialized, Toml};
+use figment::providers::Serialized;
 use serde::{Deserialize, Serialize};
+
+mod compat;
+mod file;
+mod known;
+pub(crate) mod option_doc;
+mod oslo_ini;
+mod sample;
+
+pub use file::FileError;
+pub use oslo_ini::IniError;
+pub use sample::sample_config;
+
+use option_doc::options;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
@@ -39,25 +57,34 @@ pub struct Config {
     /// Cross-origin requests from browsers (oslo.middleware's `[cors]`); off
     /// until `allowed_origin` names an origin.
     pub cors: CorsSection,
-    /// One section per store named in `[DEFAULT] enabled_backends`; any other
-    /// unknown section is refused when the service starts.
+    /// One section per store named in `[DEFAULT] enabled_backends` (and Glance's
+    /// reserved stores). Loading drops, with a warning, any other section it does
+    /// not know; a `Config` built otherwise with a stray one is refused when the
+    /// service starts.
     #[serde(flatten)]
     pub backends: std::collections::BTreeMap<String, BackendSection>,
 }
 
+options! {
 /// The options of one store, with glance_store's names.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct BackendSection {
+    /// A description of the store, shown by the stores discovery API.
     pub store_description: Option<String>,
+    /// Order of preference of this store's locations when an image is read (higher first).
     pub weight: i64,
     /// `file` stores: their directory.
     pub filesystem_store_datadir: Option<PathBuf>,
     /// `s3` stores: `http://host:port` or a host name (https).
     pub s3_store_host: Option<String>,
+    /// `s3` stores: the access key.
     pub s3_store_access_key: Option<String>,
+    /// `s3` stores: the secret key.
     pub s3_store_secret_key: Option<String>,
+    /// `s3` stores: the bucket that holds the images.
     pub s3_store_bucket: Option<String>,
+    /// `s3` stores: the region the requests are signed for.
     pub s3_store_region_name: String,
     /// MiB per multipart part.
     pub s3_store_large_object_chunk_size: usize,
@@ -72,6 +99,7 @@ pub struct BackendSection {
     /// A proxy for the http store's requests (`http://host:port`). glance_store
     /// takes a `scheme:proxy` map; here one proxy serves both schemes.
     pub http_proxy_information: Option<String>,
+}
 }
 
 impl Default for BackendSection {
@@ -94,6 +122,7 @@ impl Default for BackendSection {
     }
 }
 
+options! {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct DefaultSection {
@@ -107,11 +136,17 @@ pub struct DefaultSection {
     pub hashing_algorithm: String,
     /// Largest image in bytes (Glance's default: 1 TiB).
     pub image_size_cap: u64,
+    /// Images a list returns when the request sets no `limit`.
     pub limit_param_default: u64,
+    /// Most images (or tasks) a list returns, whatever the `limit` asked for.
     pub api_limit_max: u64,
+    /// Most properties an image may have (`-1`: no limit).
     pub image_property_quota: i64,
+    /// Most tags an image may have (`-1`: no limit).
     pub image_tag_quota: i64,
+    /// Most members an image may be shared with (`-1`: no limit).
     pub image_member_quota: i64,
+    /// The publisher id of notifications.
     pub default_publisher_id: String,
     /// Largest JSON request body, in bytes. Glance sets none; the default admits
     /// a 10 MiB property value and stays under MySQL/MariaDB's default
@@ -203,6 +238,7 @@ pub struct DefaultSection {
     /// Attempts at reading a location for its hash before giving up.
     pub http_retries: u32,
 }
+}
 
 impl Default for DefaultSection {
     fn default() -> Self {
@@ -265,12 +301,18 @@ pub enum AuthMode {
     Keystone,
 }
 
+options! {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSection {
+    /// How requests are authenticated: `noauth`, `trusted-headers` or `keystone` (Glance's
+    /// `[paste_deploy] flavor = keystone` sets `keystone`).
     pub mode: AuthMode,
+    /// `noauth`: the project every request acts as.
     pub noauth_project_id: String,
+    /// `noauth`: the user every request acts as.
     pub noauth_user_id: String,
+}
 }
 
 impl Default for AuthSection {
@@ -283,6 +325,7 @@ impl Default for AuthSection {
     }
 }
 
+options! {
 /// Glance's `[task]`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -291,6 +334,7 @@ pub struct TaskSection {
     pub task_time_to_live: u64,
     /// Accepted so glance-api.conf carries over; unused (no conversion plugins).
     pub work_dir: Option<PathBuf>,
+}
 }
 
 impl Default for TaskSection {
@@ -302,6 +346,7 @@ impl Default for TaskSection {
     }
 }
 
+options! {
 /// Glance's `[image_format]`: how uploaded and imported data is checked against
 /// its `disk_format` (see `glance_layers::inspect`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -315,6 +360,7 @@ pub struct ImageFormatSection {
     /// The VMDK `createType`s accepted.
     #[serde(deserialize_with = "crate::fetch::options::list_or_csv")]
     pub vmdk_allowed_types: Vec<String>,
+}
 }
 
 impl Default for ImageFormatSection {
@@ -338,6 +384,7 @@ impl ImageFormatSection {
     }
 }
 
+options! {
 /// oslo.middleware's `[cors]`, with the defaults Glance sets for it
 /// (`glance/common/config.py`, `set_cors_middleware_defaults`). Lists are TOML
 /// arrays or comma-separated strings, as glance-api.conf writes them.
@@ -348,6 +395,8 @@ pub struct CorsSection {
     /// share responses; `*` allows any. Empty turns CORS off.
     #[serde(deserialize_with = "crate::fetch::options::list_or_csv")]
     pub allowed_origin: Vec<String>,
+    /// Let browsers send credentials (cookies, HTTP authentication) with cross-origin
+    /// requests.
     pub allow_credentials: bool,
     /// Response headers a browser script may read.
     #[serde(deserialize_with = "crate::fetch::options::list_or_csv")]
@@ -361,6 +410,7 @@ pub struct CorsSection {
     /// simple headers every origin may send.
     #[serde(deserialize_with = "crate::fetch::options::list_or_csv")]
     pub allow_headers: Vec<String>,
+}
 }
 
 impl Default for CorsSection {
@@ -395,6 +445,7 @@ impl Default for CorsSection {
     }
 }
 
+options! {
 /// Glance's `[image_import_opts]`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -408,6 +459,7 @@ pub struct ImageImportSection {
     /// supported.
     pub max_parallel_stores: usize,
 }
+}
 
 impl Default for ImageImportSection {
     fn default() -> Self {
@@ -418,12 +470,14 @@ impl Default for ImageImportSection {
     }
 }
 
+options! {
 /// Glance's `[image_conversion]`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ImageConversionSection {
     /// What `image_conversion` converts imported data to.
     pub output_format: OutputFormat,
+}
 }
 
 /// The formats `image_conversion` may produce (Glance's choices).
@@ -447,6 +501,7 @@ impl OutputFormat {
     }
 }
 
+options! {
 /// Glance's `[inject_metadata_properties]`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -458,6 +513,7 @@ pub struct InjectMetadataSection {
     /// Importers with one of these roles get no properties injected.
     #[serde(deserialize_with = "crate::fetch::options::list_or_csv")]
     pub ignore_user_roles: Vec<String>,
+}
 }
 
 impl Default for InjectMetadataSection {
@@ -519,6 +575,7 @@ where
     }
 }
 
+options! {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseSection {
@@ -534,6 +591,7 @@ pub struct DatabaseSection {
     /// operator's step (as with Glance, whose API never migrates).
     pub auto_migrate: bool,
 }
+}
 
 impl Default for DatabaseSection {
     fn default() -> Self {
@@ -546,6 +604,7 @@ impl Default for DatabaseSection {
     }
 }
 
+options! {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreSection {
@@ -571,6 +630,7 @@ pub struct StoreSection {
     /// takes a `scheme:proxy` map; here one proxy serves both schemes.
     pub http_proxy_information: Option<String>,
 }
+}
 
 impl Default for StoreSection {
     fn default() -> Self {
@@ -586,6 +646,7 @@ impl Default for StoreSection {
     }
 }
 
+options! {
 /// keystonemiddleware's `[keystone_authtoken]`, with its option names. Options
 /// that only matter to keystonemiddleware's own plumbing (`auth_type`,
 /// `memcached_servers`, ...) are accepted so a glance-api.conf section carries
@@ -599,9 +660,13 @@ pub struct KeystoneAuthtokenSection {
     pub auth_url: Option<String>,
     /// The service user that validates tokens.
     pub username: Option<String>,
+    /// The service user's password.
     pub password: Option<String>,
+    /// The project the service user's token is scoped to.
     pub project_name: Option<String>,
+    /// The service user's domain.
     pub user_domain_name: String,
+    /// The domain of `project_name`.
     pub project_domain_name: String,
     /// Seconds a validated token is trusted before Keystone is asked again.
     pub token_cache_time: u64,
@@ -609,16 +674,24 @@ pub struct KeystoneAuthtokenSection {
     pub token_cache_size: usize,
     /// Roles that make an `X-Service-Token` a service's (which lets an expired
     /// user token through, as Nova needs for long uploads).
+    #[serde(deserialize_with = "crate::fetch::options::list_or_csv")]
     pub service_token_roles: Vec<String>,
     /// Refuse a valid service token that lacks those roles.
     pub service_token_roles_required: bool,
     /// Seconds to wait for Keystone before answering 503.
     pub http_connect_timeout: u64,
+    /// Seconds to wait for Keystone's answer before answering 503.
     pub http_request_timeout: u64,
+    /// Accepted from keystonemiddleware; unused (the service user authenticates with a
+    /// password).
     pub auth_type: Option<String>,
+    /// Accepted from keystonemiddleware; unused (validated tokens are cached in memory).
     pub memcached_servers: Option<String>,
+    /// Accepted from keystonemiddleware; unused.
     pub region_name: Option<String>,
+    /// Accepted from keystonemiddleware; unused.
     pub interface: Option<String>,
+}
 }
 
 impl Default for KeystoneAuthtokenSection {
@@ -645,28 +718,38 @@ impl Default for KeystoneAuthtokenSection {
     }
 }
 
+options! {
 /// oslo.limit's `[oslo_limit]`: where unified limits are read when
 /// `use_keystone_limits` is on. Credentials left unset are taken from
 /// `[keystone_authtoken]`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct OsloLimitSection {
+    /// Keystone's base URL; unset: `[keystone_authtoken] auth_url`.
     pub auth_url: Option<String>,
+    /// The user that reads the limits; unset: `[keystone_authtoken] username`.
     pub username: Option<String>,
+    /// Its password; unset: `[keystone_authtoken] password`.
     pub password: Option<String>,
     /// Accepted, unused (see `project_domain_name`).
     pub project_name: Option<String>,
+    /// The user's domain; unset: `[keystone_authtoken] user_domain_name`.
     pub user_domain_name: Option<String>,
     /// Accepted so an oslo.limit section carries over; unused, since limits are
     /// read with a system-scoped token.
     pub project_domain_name: Option<String>,
     /// Glance's endpoint in Keystone's catalog; its service and region select the limits.
     pub endpoint_id: Option<String>,
+    /// Accepted from oslo.limit; unused (password authentication).
     pub auth_type: Option<String>,
+    /// Instead of `endpoint_id`: the service type of Glance's endpoint (`image`).
     pub endpoint_service_type: Option<String>,
+    /// With `endpoint_service_type`: the region of Glance's endpoint.
     pub endpoint_region_name: Option<String>,
 }
+}
 
+options! {
 /// Glance's per-project limits, with its resource names; unset is unlimited.
 /// Used when `use_keystone_limits` is off (Keystone holds them otherwise).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -681,6 +764,7 @@ pub struct QuotaSection {
     /// Images of a project receiving data at once.
     pub image_count_uploading: Option<u64>,
 }
+}
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
@@ -693,16 +777,21 @@ pub enum NotificationDriver {
     Messagingv2,
 }
 
+options! {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct NotificationSection {
+    /// Where notifications go: `log`, `noop` or `messagingv2` (oslo.messaging's `messaging`
+    /// is sent as `messagingv2`, `test` is `noop`).
     pub driver: NotificationDriver,
     /// Unset means `data_dir/notifications.jsonl`.
     pub log_file: Option<PathBuf>,
     /// oslo's notification topics; routing keys are `<topic>.<priority>`.
+    #[serde(deserialize_with = "crate::fetch::options::list_or_csv")]
     pub topics: Vec<String>,
     /// A broker for notifications only; unset means `[DEFAULT] transport_url`.
     pub transport_url: Option<String>,
+}
 }
 
 impl Default for NotificationSection {
@@ -727,6 +816,7 @@ impl Config {
     }
 }
 
+options! {
 /// oslo.messaging's `[oslo_messaging_rabbit]`: the options that apply to a
 /// publisher of notifications.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -747,6 +837,7 @@ pub struct OsloMessagingRabbitSection {
     /// order from a random first host, so nodes spread over the cluster).
     pub kombu_failover_strategy: String,
 }
+}
 
 impl Default for OsloMessagingRabbitSection {
     fn default() -> Self {
@@ -761,13 +852,16 @@ impl Default for OsloMessagingRabbitSection {
     }
 }
 
+options! {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct PolicySection {
     /// oslo.policy overrides (YAML or JSON) over Glance's defaults; re-read on SIGHUP.
     pub policy_file: Option<PathBuf>,
 }
+}
 
+options! {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct TelemetrySection {
@@ -780,7 +874,9 @@ pub struct TelemetrySection {
     /// API's address, for admins.
     pub metrics_listen: Option<String>,
 }
+}
 
+options! {
 /// oslo.middleware's healthcheck, as Glance's paste pipeline mounts it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -797,6 +893,7 @@ pub struct HealthcheckSection {
     /// whenever `disable_by_file_path` is set.
     #[serde(deserialize_with = "crate::fetch::options::list_or_csv")]
     pub backends: Vec<String>,
+}
 }
 
 impl Default for HealthcheckSection {
@@ -842,41 +939,140 @@ impl DefaultSection {
     }
 }
 
+/// The configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    File(#[from] file::FileError),
+    /// A value of an option this server implements is wrong; the message names
+    /// the option and where the value came from.
+    #[error(transparent)]
+    Value(#[from] Box<figment::Error>),
+    /// A store section's value is wrong (see `known::type_store_values`).
+    #[error("{message} (in {origin})")]
+    StoreValue { message: String, origin: String },
+}
+
+/// A loaded configuration and what loading it left out.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    /// `section.key` of each option given (in the file or the environment) that
+    /// this server does not implement, sorted; they were ignored, as
+    /// oslo.config ignores options nobody registered.
+    pub ignored: Vec<String>,
+    /// Glance options read with another meaning (see `compat`).
+    pub notes: Vec<String>,
+}
+
+impl Loaded {
+    /// What to log once logging is up (loading happens before it is).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut lines = self.notes.clone();
+        if !self.ignored.is_empty() {
+            lines.push(format!(
+                "ignoring options this server does not implement: {}",
+                self.ignored.join(", ")
+            ));
+        }
+        lines
+    }
+}
+
 impl Config {
     /// Loads the layered configuration; `env` is the process environment in
-    /// production and a fixed list in tests.
+    /// production and a fixed list in tests. Options this server does not
+    /// implement are dropped; [`Config::load_reporting`] names them.
     pub fn load(
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
         overrides: &Overrides,
-    ) -> Result<Config, Box<figment::Error>> {
-        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+    ) -> Result<Config, ConfigError> {
+        Config::load_reporting(file, env, overrides).map(|loaded| loaded.config)
+    }
+
+    /// [`Config::load`], also returning the options it ignored. The file is TOML
+    /// or Glance's glance-api.conf (see `file`); Glance's spellings of our
+    /// settings are rewritten (see `compat`). Strings convert to the booleans
+    /// and numbers options want (oslo's `true/false/yes/no/1/0/on/off`), in
+    /// every layer.
+    pub fn load_reporting(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: &Overrides,
+    ) -> Result<Loaded, ConfigError> {
+        let mut layers = Vec::new();
         if let Some(file) = file {
-            fig = fig.merge(Toml::file_exact(file));
+            layers.push(file::read(file)?);
         }
         // `GLANCE__SECTION__KEY`, read lower-cased; glance-api.conf spells the
         // first section `DEFAULT`.
-        let vars: Vec<(String, String)> = env
-            .into_iter()
-            .filter(|(k, _)| k.starts_with("GLANCE__"))
-            .collect();
-        fig = fig.merge(EnvVars(vars));
+        let vars = EnvVars(
+            env.into_iter()
+                .filter(|(k, _)| k.starts_with("GLANCE__"))
+                .collect(),
+        );
+        layers.push(file::Layer {
+            metadata: figment::Provider::metadata(&vars),
+            dict: vars.dict(),
+        });
+        // The store sections are those `enabled_backends` names, as the layers
+        // together leave it.
+        let stores = layers
+            .iter()
+            .rev()
+            .find_map(|l| match l.dict.get("DEFAULT") {
+                Some(figment::value::Value::Dict(_, d)) => d.get("enabled_backends"),
+                _ => None,
+            })
+            .and_then(|v| v.as_str())
+            .map(known::store_ids)
+            .unwrap_or_default();
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        let (mut ignored, mut notes) = (Vec::new(), Vec::new());
+        for mut layer in layers {
+            let bind: String = fig.extract_inner_lossy("DEFAULT.bind").map_err(Box::new)?;
+            compat::translate(&mut layer.dict, &bind, &mut notes);
+            known::retain_known(&mut layer.dict, &stores, &mut ignored);
+            known::type_store_values(&mut layer.dict, &stores).map_err(|message| {
+                ConfigError::StoreValue {
+                    message,
+                    origin: layer.metadata.source.as_ref().map_or_else(
+                        || layer.metadata.name.to_string(),
+                        |source| source.to_string(),
+                    ),
+                }
+            })?;
+            fig = fig.merge(layer);
+        }
         if let Some(bind) = &overrides.bind {
             fig = fig.merge(Serialized::default("DEFAULT.bind", bind));
         }
         if let Some(dir) = &overrides.data_dir {
             fig = fig.merge(Serialized::default("DEFAULT.data_dir", dir));
         }
-        fig.extract().map_err(Box::new)
+        ignored.sort();
+        ignored.dedup();
+        Ok(Loaded {
+            config: fig.extract_lossy().map_err(Box::new)?,
+            ignored,
+            notes,
+        })
     }
 
+    /// The database URL for sea-orm: `[database] connection`, where oslo.db's
+    /// SQLAlchemy URLs are accepted too (see `sqlalchemy_url`).
     pub fn database_url(&self) -> String {
-        self.database.connection.clone().unwrap_or_else(|| {
-            format!(
-                "sqlite://{}?mode=rwc",
-                self.default.data_dir.join("glance.sqlite").display()
-            )
-        })
+        self.database
+            .connection
+            .as_deref()
+            .map(sqlalchemy_url)
+            .unwrap_or_else(|| {
+                format!(
+                    "sqlite://{}?mode=rwc",
+                    self.default.data_dir.join("glance.sqlite").display()
+                )
+            })
     }
 
     pub fn store_dir(&self) -> PathBuf {
@@ -913,18 +1109,39 @@ impl Config {
     }
 }
 
+/// oslo.db's SQLAlchemy URLs as sea-orm (sqlx) takes them: the `+driver` of
+/// `mysql+pymysql://` or `postgresql+psycopg2://` dropped; SQLite's
+/// `sqlite:////absolute/path` and `sqlite+pysqlite:///relative/path` (created
+/// when missing, as SQLAlchemy does) and `sqlite://` (in memory). Other URLs
+/// pass unchanged, so sqlx's own `sqlite:///absolute/path` keeps its meaning.
+pub fn sqlalchemy_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (base, driver) = scheme.split_once('+').unwrap_or((scheme, ""));
+    let sqlite_path = |path: &str| {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        if path.contains("mode=") {
+            format!("sqlite://{path}")
+        } else {
+            format!("sqlite://{path}{sep}mode=rwc")
+        }
+    };
+    match base {
+        "sqlite" if rest.is_empty() => "sqlite::memory:".into(),
+        "sqlite" if rest.starts_with("//") => sqlite_path(&rest[1..]),
+        "sqlite" if !driver.is_empty() => sqlite_path(rest.strip_prefix('/').unwrap_or(rest)),
+        "mysql" | "postgresql" | "postgres" if !driver.is_empty() => format!("{base}://{rest}"),
+        _ => url.to_string(),
+    }
+}
+
 /// `GLANCE__SECTION__KEY=value` pairs as a figment provider. Taking the pairs as a
 /// list (rather than reading the process environment) lets tests inject values.
 struct EnvVars(Vec<(String, String)>);
 
-impl figment::Provider for EnvVars {
-    fn metadata(&self) -> figment::Metadata {
-        figment::Metadata::named("environment variable(s)")
-    }
-
-    fn data(
-        &self,
-    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+impl EnvVars {
+    fn dict(&self) -> figment::value::Dict {
         let mut dict = figment::value::Dict::new();
         for (k, v) in &self.0 {
             let Some(rest) = k.strip_prefix("GLANCE__") else {
@@ -943,7 +1160,19 @@ impl figment::Provider for EnvVars {
                 dict = merge_dict(dict, d);
             }
         }
-        Ok(figment::Profile::Default.collect(dict))
+        dict
+    }
+}
+
+impl figment::Provider for EnvVars {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named("environment variable(s)")
+    }
+
+    fn data(
+        &self,
+    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        Ok(figment::Profile::Default.collect(self.dict()))
     }
 }
 
@@ -1072,11 +1301,55 @@ mod tests {
     }
 
     #[test]
-    fn unknown_keys_are_errors() {
+    fn unknown_options_are_ignored_and_known_ones_still_checked() {
         let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("bad.toml");
-        std::fs::write(&file, "[DEFAULT]\nbindd = \"x\"\n").unwrap();
-        assert!(Config::load(Some(&file), Vec::new(), &Overrides::default()).is_err());
+        let file = dir.path().join("glance.toml");
+        std::fs::write(&file, "[DEFAULT]\nbindd = \"x\"\nimage_size_cap = 5\n").unwrap();
+        let env = vec![("GLANCE__PROFILER__ENABLED".to_string(), "true".to_string())];
+        let loaded = Config::load_reporting(Some(&file), env, &Overrides::default()).unwrap();
+        assert_eq!(loaded.ignored, ["DEFAULT.bindd", "profiler.enabled"]);
+        assert_eq!(loaded.config.default.image_size_cap, 5);
+        assert_eq!(
+            loaded.warnings(),
+            ["ignoring options this server does not implement: DEFAULT.bindd, profiler.enabled"]
+        );
+
+        std::fs::write(&file, "[DEFAULT]\nimage_size_cap = \"big\"\n").unwrap();
+        let err = Config::load(Some(&file), Vec::new(), &Overrides::default()).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("DEFAULT.image_size_cap"), "{text}");
+        assert!(text.contains("glance.toml"), "{text}");
+    }
+
+    #[test]
+    fn sqlalchemy_urls() {
+        for (given, url) in [
+            (
+                "mysql+pymysql://glance:pw@db/glance?charset=utf8",
+                "mysql://glance:pw@db/glance?charset=utf8",
+            ),
+            (
+                "postgresql+psycopg2://g:pw@db/glance",
+                "postgresql://g:pw@db/glance",
+            ),
+            ("postgresql://g:pw@db/glance", "postgresql://g:pw@db/glance"),
+            (
+                "sqlite:////var/lib/glance/glance.sqlite",
+                "sqlite:///var/lib/glance/glance.sqlite?mode=rwc",
+            ),
+            (
+                "sqlite+pysqlite:///glance.sqlite",
+                "sqlite://glance.sqlite?mode=rwc",
+            ),
+            ("sqlite://", "sqlite::memory:"),
+            (
+                "sqlite:///abs/glance.sqlite?mode=rwc",
+                "sqlite:///abs/glance.sqlite?mode=rwc",
+            ),
+            ("sqlite::memory:", "sqlite::memory:"),
+        ] {
+            assert_eq!(sqlalchemy_url(given), url, "{given}");
+        }
     }
 
     #[test]
