@@ -107,9 +107,23 @@ where
         f.write_str("a list or a comma-separated string")
     }
 
+    /// oslo's list forms: `a, b`, and for options declared with `bounds`
+    /// (Glance's `enabled_import_methods`) `[a, b]`, items possibly quoted
+    /// (`['glance-direct', 'web-download']`).
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        let v = v.trim();
+        let v = v
+            .strip_prefix('[')
+            .and_then(|inner| inner.strip_suffix(']'))
+            .unwrap_or(v);
         v.split(',')
-            .map(str::trim)
+            .map(|item| {
+                let item = item.trim();
+                ['\'', '"']
+                    .iter()
+                    .find_map(|q| item.strip_prefix(*q)?.strip_suffix(*q))
+                    .unwrap_or(item)
+            })
             .filter(|item| !item.is_empty())
             .map(parse_item)
             .collect()
@@ -185,5 +199,34 @@ where
         deserializer
             .deserialize_any(ItemVisitor(PhantomData))
             .map(Item)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(serde::Deserialize)]
+    struct Holder {
+        #[serde(deserialize_with = "super::list_or_csv")]
+        items: Vec<String>,
+    }
+
+    fn items(json: &str) -> Vec<String> {
+        serde_json::from_str::<Holder>(json).unwrap().items
+    }
+
+    #[test]
+    fn takes_oslo_lists_with_and_without_bounds() {
+        let want = ["glance-direct", "web-download"];
+        assert_eq!(items(r#"{"items": "glance-direct, web-download"}"#), want);
+        assert_eq!(items(r#"{"items": "[glance-direct,web-download]"}"#), want);
+        assert_eq!(
+            items(r#"{"items": "['glance-direct', \"web-download\"]"}"#),
+            want
+        );
+        assert_eq!(
+            items(r#"{"items": ["glance-direct", "web-download"]}"#),
+            want
+        );
+        assert!(items(r#"{"items": "[]"}"#).is_empty());
     }
 }
