@@ -4,7 +4,8 @@
 //!   when stderr is a terminal, so a file or journald gets no escape codes) or
 //!   JSON. `RUST_LOG` picks the levels (default `info`); the access log is the
 //!   target `glance::access`.
-//! - Traces: when an OTLP endpoint is configured, spans go there over
+//! - Traces: when an OTLP endpoint is configured (`otlp_endpoint`, or
+//!   OpenTelemetry's `OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT`), spans go there over
 //!   OTLP/HTTP: the request's, one per domain layer (`glance::layer`), one per
 //!   store call (`glance::store`) and sea-orm's per statement. Those inner spans
 //!   are below `info`, so they are enabled for the exporter only, never for the
@@ -62,13 +63,24 @@ pub fn init(cfg: &TelemetrySection) -> OtelGuard {
             .boxed()
     };
     let mut provider = None;
-    let otel = cfg.otlp_endpoint.as_ref().and_then(|endpoint| {
+    // Configured, or OpenTelemetry's own variables, which the exporter reads
+    // itself (`OTEL_EXPORTER_OTLP_ENDPOINT` gets `/v1/traces` appended).
+    let from_env = [
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+    ]
+    .iter()
+    .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()));
+    let wanted = cfg.otlp_endpoint.is_some() || from_env;
+    let otel = wanted.then_some(()).and_then(|()| {
         use opentelemetry_otlp::WithExportConfig;
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_endpoint(endpoint)
+        let mut builder = opentelemetry_otlp::SpanExporter::builder().with_http();
+        if let Some(endpoint) = &cfg.otlp_endpoint {
+            builder = builder.with_endpoint(endpoint);
+        }
+        let exporter = builder
             .build()
-            .map_err(|e| eprintln!("OTLP exporter for {endpoint}: {e}"))
+            .map_err(|e| eprintln!("OTLP exporter: {e}"))
             .ok()?;
         let p = SdkTracerProvider::builder()
             .with_batch_exporter(exporter)
