@@ -4,6 +4,7 @@ mod file;
 mod http;
 pub mod measured;
 mod s3;
+mod traced_http;
 
 pub use file::FileStore;
 pub use http::HttpStore;

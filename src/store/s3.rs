@@ -86,6 +86,7 @@ impl S3Store {
             .with_region(&options.region)
             .with_allow_http(endpoint.starts_with("http://"))
             .with_virtual_hosted_style_request(false)
+            .with_http_connector(super::traced_http::TracedConnector)
             .build()
             .map_err(|e| format!("s3 store: {e}"))?;
         Ok(S3Store {
