@@ -203,7 +203,28 @@ async fn metrics_are_for_admins_and_move_per_route_and_per_layer() {
         .unwrap();
     assert_eq!(refused.status(), 413);
 
+    // A made-up method is counted, under one label whatever its name.
+    for method in ["FOO", "BAR"] {
+        let odd = server
+            .client
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                format!("{}/v2/images", server.url),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert!(odd.status().is_client_error(), "{method}: {}", odd.status());
+    }
+
     let after = scrape().await;
+    assert!(
+        after.lines().any(|l| l.starts_with(
+            r#"http_server_request_duration_seconds_count{method="_OTHER",route="/v2/images""#
+        )),
+        "{after}"
+    );
+    assert!(!after.contains("FOO") && !after.contains("BAR"));
     assert_eq!(n(&after, list) - n(&before, list), 3.0, "{after}");
     assert_eq!(n(&after, core_list) - n(&before, core_list), 3.0);
     assert_eq!(n(&after, policy_list) - n(&before, policy_list), 3.0);

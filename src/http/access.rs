@@ -67,11 +67,12 @@ where
         let started = Instant::now();
         let method = req.method().clone();
         let route = route_label(req.uri().path());
-        let active = self.metrics.http_active(method.as_str(), &route);
+        let label = method_label(&method);
+        let active = self.metrics.http_active(label, &route);
         active.inc();
         let caller = CallerSlot::default();
-        let received = self.metrics.http_request_bytes(method.as_str(), &route);
-        let sent = self.metrics.http_response_bytes(method.as_str(), &route);
+        let received = self.metrics.http_request_bytes(label, &route);
+        let sent = self.metrics.http_response_bytes(label, &route);
         let mut entry = Entry {
             metrics: self.metrics.clone(),
             started,
@@ -107,6 +108,24 @@ where
     }
 }
 
+/// The `method` label: the standard methods, and `_OTHER` for any other (as
+/// OpenTelemetry's HTTP conventions say), so made-up methods cannot grow the
+/// label sets without bound.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "_OTHER",
+    }
+}
+
 /// What the log line and the metrics need once the response is over.
 struct Entry {
     metrics: Metrics,
@@ -130,8 +149,12 @@ impl Entry {
         self.done = true;
         let elapsed = self.started.elapsed();
         self.active.dec();
-        self.metrics
-            .http_request(self.method.as_str(), &self.route, self.status, elapsed);
+        self.metrics.http_request(
+            method_label(&self.method),
+            &self.route,
+            self.status,
+            elapsed,
+        );
         tracing::info!(
             target: "glance::access",
             method = %self.method,
