@@ -485,6 +485,41 @@ async fn callers_are_who_keystone_says_they_are() {
         status(&s, Some(&alice), Method::GET, &path, None).await,
         404
     );
+
+    // `/metrics` is for admins: it shows what Keystone was asked and how often
+    // the token cache answered instead.
+    assert_eq!(
+        status(&s, Some(&alice), Method::GET, "/metrics", None).await,
+        403
+    );
+    let text = s
+        .client
+        .get(format!("{}/metrics", s.url))
+        .header("x-auth-token", &boss)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |key: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(
+        value(r#"glance_keystone_token_validations_seconds_count{outcome="valid"}"#) >= 2.0,
+        "{text}"
+    );
+    assert!(
+        value(r#"glance_keystone_token_validations_seconds_count{outcome="invalid"}"#) >= 1.0,
+        "{text}"
+    );
+    assert!(
+        value(r#"glance_keystone_token_cache_lookups_total{result="hit"}"#) >= 5.0,
+        "{text}"
+    );
 }
 
 #[tokio::test]
