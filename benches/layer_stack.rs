@@ -3,7 +3,8 @@
 //! that core alone. Both are called as the API calls the stack (a clone of the
 //! boxed service, then `oneshot`), so the difference is the layers' own work:
 //! boxing and cloning, the policy rules, the notification payload of an update.
-//! Then auth with each other layer alone, to see where the time goes.
+//! Then auth with each other layer alone, to see where the time goes, and the
+//! member's stack with every layer's calls counted, as the server counts them.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use async_trait::async_trait;
 use criterion::{Criterion, criterion_group, criterion_main};
 use glance_api::notify::NoopSink;
 use glance_api::store::MemoryStore;
+use glance_api::telemetry::metrics::Metrics;
 use glance_layers::auth::{AuthLayer, Authenticator, NoAuth, TrustedHeaders};
 use glance_layers::location::LocationLayer;
 use glance_layers::location::digest::HashAlgo;
@@ -153,12 +155,24 @@ fn noauth() -> AuthLayer {
 /// The server's stack (the same assembly `AppBuilder::build` uses), each layer
 /// with a do-nothing backend.
 fn stack(authenticator: Arc<dyn Authenticator>) -> BoxImageService {
-    Stack::new(AuthLayer::new(authenticator))
+    server_stack(authenticator, None)
+}
+
+/// [`stack`], each layer's calls counted in the server's metrics when
+/// `metrics` is given (as the server runs it).
+fn server_stack(
+    authenticator: Arc<dyn Authenticator>,
+    metrics: Option<Metrics>,
+) -> BoxImageService {
+    let stack = Stack::new(AuthLayer::new(authenticator))
         .notifier(notifier())
         .policy(policy())
         .quota(quota())
-        .location(location())
-        .build(core())
+        .location(location());
+    match metrics {
+        Some(m) => stack.observe(Arc::new(m)).build(core()),
+        None => stack.build(core()),
+    }
 }
 
 /// Auth and one other layer over the core: what each layer adds alone.
@@ -207,6 +221,11 @@ fn layer_stack(c: &mut Criterion) {
         (
             "stack_member",
             stack(Arc::new(TrustedHeaders)),
+            member_context(),
+        ),
+        (
+            "stack_member_metrics",
+            server_stack(Arc::new(TrustedHeaders), Some(Metrics::new())),
             member_context(),
         ),
         (
