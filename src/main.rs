@@ -209,19 +209,26 @@ async fn run_purge(
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Resolves on SIGINT or SIGTERM. The handlers are installed here, before the
+/// caller reports readiness: a signal arriving between `READY=1` and the first
+/// poll would otherwise take the default action and kill the process undrained.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("install the SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut int = signal(SignalKind::interrupt()).expect("install the SIGINT handler");
+        let mut term = signal(SignalKind::terminate()).expect("install the SIGTERM handler");
+        async move {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
         }
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 #[tokio::main]
@@ -315,11 +322,12 @@ async fn main() -> ExitCode {
             #[cfg(unix)]
             {
                 // SIGHUP re-reads the policy file, as oslo.policy-based services do.
+                // Installed now, not in the task, so a SIGHUP right after
+                // readiness cannot hit the default action (terminate).
                 let app = app.clone();
+                let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
                 tokio::spawn(async move {
-                    let Ok(mut hup) =
-                        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-                    else {
+                    let Ok(mut hup) = hup else {
                         return;
                     };
                     while hup.recv().await.is_some() {
@@ -347,11 +355,12 @@ async fn main() -> ExitCode {
                     }
                 }
             }
+            let signalled = shutdown_signal();
             tracing::info!(address = %bind, "serving the Images API v2");
             #[cfg(unix)]
             server::systemd::notify_ready();
             let shutdown = async {
-                shutdown_signal().await;
+                signalled.await;
                 #[cfg(unix)]
                 server::systemd::notify_stopping();
             };
