@@ -282,6 +282,9 @@ async fn metrics_are_for_admins_and_move_per_route_and_per_layer() {
         "a finished download is no longer in flight"
     );
     assert!(n(&after, "glance_db_pool_connections") >= 1.0, "{after}");
+    // Every statement took a connection from the pool, and sqlx reported the wait.
+    let waits = "glance_db_pool_acquire_duration_seconds_count";
+    assert!(n(&after, waits) > n(&before, waits), "{after}");
     assert!(after.ends_with("# EOF\n"));
 
     // The address of its own answers without credentials.

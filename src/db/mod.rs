@@ -117,6 +117,12 @@ fn options(url: &str, size: u32, acquire_timeout: Duration) -> ConnectOptions {
         .acquire_timeout(acquire_timeout)
         .max_connections(size)
         .min_connections(1);
+    // Every acquisition reports its wait as a trace event, which the telemetry
+    // turns into the pool-wait histogram (sea-orm gives us no place to time it).
+    let timed = log::LevelFilter::Trace;
+    opts.map_sqlx_postgres_pool_opts(move |o| o.acquire_time_level(timed))
+        .map_sqlx_mysql_pool_opts(move |o| o.acquire_time_level(timed))
+        .map_sqlx_sqlite_pool_opts(move |o| o.acquire_time_level(timed));
     if url.starts_with("sqlite:") {
         // WAL lets readers run beside the one writer; NORMAL sync is durable in WAL
         // mode across process crashes, which is what we need for metadata.

@@ -198,6 +198,11 @@ impl Metrics {
                 "Database statements (pool wait excluded), by outcome",
                 inner.db_statements.clone(),
             );
+            r.register(
+                "glance_db_pool_acquire_duration_seconds",
+                "Time each database statement waited for a pooled connection",
+                super::pool_wait::histogram(),
+            );
         }
         Metrics(Arc::new(inner))
     }

@@ -11,9 +11,11 @@
 //!   are below `info`, so they are enabled for the exporter only, never for the
 //!   log. A W3C `traceparent` from a client is the request span's parent
 //!   ([`propagation`]).
-//! - Metrics: [`metrics::Metrics`], served on `/metrics`.
+//! - Metrics: [`metrics::Metrics`], served on `/metrics`; the database pool's
+//!   waits come from sqlx's events ([`pool_wait`]).
 
 pub mod metrics;
+pub mod pool_wait;
 pub mod propagation;
 
 use std::io::IsTerminal;
@@ -102,6 +104,7 @@ pub fn init(cfg: &TelemetrySection) -> OtelGuard {
     let _ = tracing_subscriber::registry()
         .with(fmt)
         .with(otel)
+        .with(pool_wait::layer())
         .try_init();
     OtelGuard { provider }
 }
