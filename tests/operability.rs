@@ -43,6 +43,24 @@ async fn healthcheck_answers_without_auth_and_obeys_its_disable_file() {
         .await
         .unwrap();
     assert_eq!(head.status(), 204, "oslo answers a healthy HEAD with 204");
+    // Glance mounts the check at a prefix, as an app: any method, any path below.
+    for (method, path) in [
+        (reqwest::Method::POST, "/healthcheck"),
+        (reqwest::Method::DELETE, "/healthcheck"),
+        (reqwest::Method::GET, "/healthcheck/anything"),
+    ] {
+        let resp = server
+            .client
+            .request(method.clone(), format!("{}{path}", server.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{method} {path}");
+        assert_eq!(resp.text().await.unwrap(), "OK", "{method} {path}");
+    }
+    // Not a prefix of a longer name: that is the API's (its versions document).
+    let other = server.get("/healthcheckx").send().await.unwrap();
+    assert_eq!(other.status(), 300);
 
     std::fs::write(&disable, b"").unwrap();
     let resp = server.get("/healthcheck").send().await.unwrap();

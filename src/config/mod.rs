@@ -884,7 +884,9 @@ pub struct HealthcheckSection {
     /// Where the health check answers.
     pub path: String,
     /// While this file exists, the check answers 503 (take a node out of a
-    /// load balancer before stopping it).
+    /// load balancer before stopping it). Glance's paste file sets
+    /// `/etc/glance/healthcheck_disable`, so that is the default; an empty
+    /// value turns the check off.
     pub disable_by_file_path: Option<PathBuf>,
     /// Answer admins' `Accept: application/json` checks with the state of the
     /// database and of each store.
@@ -900,7 +902,7 @@ impl Default for HealthcheckSection {
     fn default() -> Self {
         HealthcheckSection {
             path: "/healthcheck".into(),
-            disable_by_file_path: None,
+            disable_by_file_path: Some(PathBuf::from("/etc/glance/healthcheck_disable")),
             detailed: false,
             backends: Vec::new(),
         }

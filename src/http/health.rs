@@ -1,8 +1,11 @@
 //! `/healthcheck` as oslo.middleware's healthcheck answers it in Glance's
 //! pipeline, in front of everything: no authentication, no request id, never
-//! the domain stack. `GET` is `200 OK` (`HEAD` a 204), and `503` with
-//! `DISABLED BY FILE` while `disable_by_file_path` exists, so an operator takes
-//! a node out of a load balancer before stopping it.
+//! the domain stack. Glance mounts it as an app at the `/healthcheck` prefix,
+//! so every method and every path below it gets the answer: `200 OK` (`HEAD` a
+//! 204), and `503` with `DISABLED BY FILE` while `disable_by_file_path` exists
+//! (by default Glance's `/etc/glance/healthcheck_disable`), so an operator takes
+//! a node out of a load balancer before stopping it. The body is plain text,
+//! HTML or JSON by `Accept`, byte for byte as oslo renders them.
 //!
 //! With `detailed = true`, an admin asking for JSON (`Accept:
 //! application/json`, with the usual credentials) also gets the database and
@@ -47,7 +50,10 @@ impl HealthLayer {
         HealthLayer {
             health: Arc::new(Health {
                 path: cfg.path.clone(),
-                disable_file: cfg.disable_by_file_path.clone(),
+                disable_file: cfg
+                    .disable_by_file_path
+                    .clone()
+                    .filter(|p| !p.as_os_str().is_empty()),
                 detail: cfg.detailed.then_some(detail),
             }),
         }
@@ -86,8 +92,11 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let ours = req.uri().path() == self.health.path
-            && matches!(*req.method(), Method::GET | Method::HEAD);
+        let path = req.uri().path();
+        // paste's urlmap: the prefix itself or anything below it.
+        let ours = path
+            .strip_prefix(self.health.path.as_str())
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
         if !ours {
             return Box::pin(self.inner.call(req));
         }
@@ -114,10 +123,11 @@ impl Health {
     }
 
     async fn answer(&self, head: bool, headers: &http::HeaderMap) -> Response<ApiBody> {
-        let wants_json = headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|a| a.contains("application/json"));
+        let form = if head {
+            Form::Head
+        } else {
+            negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()))
+        };
         let mut reasons = vec![match self.disabled() {
             Some(details) => Reason {
                 class: "DisableByFileHealthcheck",
@@ -131,7 +141,7 @@ impl Health {
             },
         }];
         let detail = match &self.detail {
-            Some(d) if wants_json && is_admin(d, headers).await => Some(d),
+            Some(d) if form == Form::Json && is_admin(d, headers).await => Some(d),
             _ => None,
         };
         if let Some(d) = detail {
@@ -163,36 +173,138 @@ impl Health {
                 "FAILED"
             }
         };
-        let (body, content_type) = if wants_json {
-            let doc = match detail {
-                Some(_) => json!({
+        let short = short_reasons(&reasons, verdict);
+        let (body, content_type) = match (form, detail) {
+            // webob drops a 204's content type; a 503 to HEAD keeps oslo's.
+            (Form::Head, _) if healthy => (String::new(), None),
+            (Form::Head, _) => (String::new(), Some("text/plain; charset=UTF-8")),
+            (Form::Plain, _) => (short.join("\n"), Some("text/plain; charset=UTF-8")),
+            (Form::Html, _) => (html_page(&short), Some("text/html; charset=UTF-8")),
+            (Form::Json, Some(_)) => (
+                oslo_json(&json!({
                     "detailed": true,
                     "now": chrono::Utc::now().to_rfc3339(),
-                    "version": env!("CARGO_PKG_VERSION"),
                     "reasons": reasons.iter().map(|r| json!({
                         "class": r.class,
-                        "reason": verdict(r),
                         "details": r.details,
+                        "reason": verdict(r),
                     })).collect::<Vec<_>>(),
-                }),
-                None => json!({
-                    "detailed": false,
-                    "reasons": short_reasons(&reasons, verdict),
-                }),
-            };
-            (doc.to_string(), "application/json")
-        } else {
-            (
-                short_reasons(&reasons, verdict).join("\n"),
-                "text/plain; charset=UTF-8",
-            )
+                    "version": env!("CARGO_PKG_VERSION"),
+                })),
+                Some("application/json"),
+            ),
+            (Form::Json, None) => (
+                oslo_json(&json!({"detailed": false, "reasons": short})),
+                Some("application/json"),
+            ),
         };
-        let mut resp = Response::new(if head { full_body("") } else { full_body(body) });
+        let mut resp = Response::new(full_body(body));
         *resp.status_mut() = status;
-        resp.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        if let Some(content_type) = content_type {
+            resp.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        }
         resp
     }
+}
+
+/// The forms oslo answers in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    Head,
+    Plain,
+    Html,
+    Json,
+}
+
+/// oslo's choice among its offers (`text/plain`, `text/html`,
+/// `application/json`, in that order) with webob's `acceptable_offers`: each
+/// offer takes the q of the most specific range that matches it, the highest q
+/// wins and a tie goes to the earlier offer; nothing acceptable (or no header)
+/// is plain text, never a 406.
+fn negotiate(accept: Option<&str>) -> Form {
+    const OFFERS: [(&str, Form); 3] = [
+        ("text/plain", Form::Plain),
+        ("text/html", Form::Html),
+        ("application/json", Form::Json),
+    ];
+    let Some(accept) = accept else {
+        return Form::Plain;
+    };
+    let ranges: Vec<(String, f32)> = accept
+        .split(',')
+        .filter_map(|item| {
+            let mut parts = item.split(';');
+            let range = parts.next()?.trim().to_ascii_lowercase();
+            let q = parts
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            (!range.is_empty()).then_some((range, q))
+        })
+        .collect();
+    let mut best: Option<(f32, Form)> = None;
+    for (offer, form) in OFFERS {
+        let (kind, _) = offer.split_once('/').unwrap_or((offer, ""));
+        // (specificity, q) of the most specific matching range.
+        let matched = ranges
+            .iter()
+            .filter_map(|(range, q)| {
+                let specificity = if range == offer {
+                    3
+                } else if range.strip_suffix("/*") == Some(kind) {
+                    2
+                } else if range == "*/*" {
+                    1
+                } else {
+                    return None;
+                };
+                Some((specificity, *q))
+            })
+            .max_by_key(|(specificity, _)| *specificity);
+        if let Some((_, q)) = matched
+            && q > 0.0
+            && best.is_none_or(|(b, _)| q > b)
+        {
+            best = Some((q, form));
+        }
+    }
+    best.map_or(Form::Plain, |(_, form)| form)
+}
+
+/// `json.dumps(doc, indent=4, sort_keys=True)`, as oslo writes its JSON.
+/// serde_json keeps keys in the order written (`preserve_order` is on in our
+/// build), so the documents above list theirs sorted.
+fn oslo_json(doc: &serde_json::Value) -> String {
+    let mut out = Vec::new();
+    let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
+    serde::Serialize::serialize(doc, &mut ser).expect("a JSON value serializes");
+    String::from_utf8(out).expect("serde_json writes UTF-8")
+}
+
+/// oslo's HTML page without details (its Jinja template, rendered as it
+/// renders it: the blank lines and the glued `</TR><TR>` are the template's).
+fn html_page(reasons: &[String]) -> String {
+    let rows: String = reasons
+        .iter()
+        .map(|r| format!("<TR>\n\n    <TD>{}</TD>\n\n</TR>", html_escape(r)))
+        .collect();
+    format!(
+        "<HTML>\n<HEAD><TITLE>Healthcheck Status</TITLE></HEAD>\n<BODY>\n\n\
+         <H2>Result of {} checks:</H2>\n<TABLE bgcolor=\"#ffffff\" border=\"1\">\n<TBODY>\n\
+         <TR>\n\n<TH>\nReason\n</TH>\n</TR>\n{rows}\n</TBODY>\n</TABLE>\n<HR></HR>\n\n</BODY>\n</HTML>",
+        reasons.len()
+    )
+}
+
+/// Jinja's `|e`.
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&#34;")
+        .replace('\'', "&#39;")
 }
 
 /// oslo's short form: `OK` when all is well, else what is wrong.
@@ -225,5 +337,49 @@ async fn check_database(db: &DatabaseConnection) -> Reason {
             Ok(()) => format!("{:?} answers", db.get_database_backend()),
             Err(e) => format!("{:?}: {e}", db.get_database_backend()),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_is_negotiated_as_webob_does_among_oslos_offers() {
+        let cases = [
+            (None, Form::Plain),
+            (Some("*/*"), Form::Plain),
+            (Some("image/png"), Form::Plain),
+            (Some("application/json"), Form::Json),
+            (Some("application/*"), Form::Json),
+            (Some("text/html"), Form::Html),
+            // A tie goes to the earlier offer: HTML before JSON.
+            (Some("application/json, text/html"), Form::Html),
+            (Some("text/html;q=0.5, application/json"), Form::Json),
+            // The most specific range decides an offer's q.
+            (Some("text/*;q=0.1, application/json;q=0.2"), Form::Json),
+            (Some("text/*, text/plain;q=0"), Form::Html),
+            (Some("text/plain;q=0"), Form::Plain),
+        ];
+        for (accept, want) in cases {
+            assert_eq!(negotiate(accept), want, "{accept:?}");
+        }
+    }
+
+    /// oslo.middleware 8.2's pages, as the real Glance 33 served them here.
+    #[test]
+    fn pages_are_oslos_byte_for_byte() {
+        assert_eq!(
+            html_page(&["DISABLED BY FILE".into()]),
+            "<HTML>\n<HEAD><TITLE>Healthcheck Status</TITLE></HEAD>\n<BODY>\n\n<H2>Result of 1 checks:</H2>\n<TABLE bgcolor=\"#ffffff\" border=\"1\">\n<TBODY>\n<TR>\n\n<TH>\nReason\n</TH>\n</TR>\n<TR>\n\n    <TD>DISABLED BY FILE</TD>\n\n</TR>\n</TBODY>\n</TABLE>\n<HR></HR>\n\n</BODY>\n</HTML>"
+        );
+        assert_eq!(
+            html_page(&["A".into(), "<B>".into()]),
+            "<HTML>\n<HEAD><TITLE>Healthcheck Status</TITLE></HEAD>\n<BODY>\n\n<H2>Result of 2 checks:</H2>\n<TABLE bgcolor=\"#ffffff\" border=\"1\">\n<TBODY>\n<TR>\n\n<TH>\nReason\n</TH>\n</TR>\n<TR>\n\n    <TD>A</TD>\n\n</TR><TR>\n\n    <TD>&lt;B&gt;</TD>\n\n</TR>\n</TBODY>\n</TABLE>\n<HR></HR>\n\n</BODY>\n</HTML>"
+        );
+        assert_eq!(
+            oslo_json(&json!({"detailed": false, "reasons": ["OK"]})),
+            "{\n    \"detailed\": false,\n    \"reasons\": [\n        \"OK\"\n    ]\n}"
+        );
     }
 }
