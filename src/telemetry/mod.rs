@@ -106,5 +106,29 @@ pub fn init(cfg: &TelemetrySection) -> OtelGuard {
         .with(otel)
         .with(pool_wait::layer())
         .try_init();
+    if wanted {
+        warn_of_unsupported_protocol();
+    }
     OtelGuard { provider }
+}
+
+/// The exporter speaks OTLP over HTTP with protobuf only (no gRPC client is
+/// built in). Pointed at a gRPC-only collector it would fail on every batch,
+/// so say so once, by name, instead.
+fn warn_of_unsupported_protocol() {
+    for var in [
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+    ] {
+        if let Ok(protocol) = std::env::var(var)
+            && !protocol.is_empty()
+            && protocol != "http/protobuf"
+        {
+            tracing::warn!(
+                variable = var,
+                protocol = %protocol,
+                "only OTLP over http/protobuf is supported; spans are sent that way"
+            );
+        }
+    }
 }
