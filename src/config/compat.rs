@@ -11,6 +11,8 @@
 //! - `[oslo_messaging_notifications] driver`: `messaging` (oslo's v1 envelope)
 //!   is sent as `messagingv2`, and `test` is `noop`; `routing` is not
 //!   implemented and leaves the driver as it was.
+//! - `[DEFAULT] use_json` (oslo.log's JSON formatter) is `[telemetry]
+//!   json_logs`; a `json_logs` in the same layer wins.
 //! - `[glance_store] default_store = file` says what this server does anyway
 //!   without `enabled_backends`; another value is reported as not implemented.
 //!
@@ -24,6 +26,7 @@ pub fn translate(layer: &mut Dict, bind_so_far: &str, notes: &mut Vec<String>) {
     bind(layer, bind_so_far, notes);
     flavor(layer, notes);
     notifications(layer, notes);
+    json_logs(layer);
     if let Some(store) = section(layer, "glance_store")
         && store.get("default_store").and_then(text).as_deref() == Some("file")
     {
@@ -104,6 +107,17 @@ fn flavor(layer: &mut Dict, notes: &mut Vec<String>) {
     } else {
         auth.insert("mode".into(), mode.into());
     }
+}
+
+fn json_logs(layer: &mut Dict) {
+    let Some(use_json) = section(layer, "DEFAULT").and_then(|d| d.remove("use_json")) else {
+        return;
+    };
+    if !layer.contains_key("telemetry") {
+        layer.insert("telemetry".into(), Dict::new().into());
+    }
+    let telemetry = section(layer, "telemetry").expect("inserted above");
+    telemetry.entry("json_logs".into()).or_insert(use_json);
 }
 
 fn notifications(layer: &mut Dict, notes: &mut Vec<String>) {
@@ -238,6 +252,22 @@ mod tests {
                 Some("rabbit://n/")
             );
         }
+    }
+
+    #[test]
+    fn use_json_is_json_logs_unless_json_logs_is_set() {
+        let mut notes = Vec::new();
+        let mut l = layer(&[("DEFAULT", "use_json", "True")]);
+        translate(&mut l, "127.0.0.1:9292", &mut notes);
+        assert_eq!(get(&l, "telemetry", "json_logs").as_deref(), Some("True"));
+        assert_eq!(get(&l, "DEFAULT", "use_json"), None);
+        let mut l = layer(&[
+            ("DEFAULT", "use_json", "True"),
+            ("telemetry", "json_logs", "false"),
+        ]);
+        translate(&mut l, "127.0.0.1:9292", &mut notes);
+        assert_eq!(get(&l, "telemetry", "json_logs").as_deref(), Some("false"));
+        assert!(notes.is_empty(), "{notes:?}");
     }
 
     #[test]
