@@ -145,18 +145,26 @@ impl Health {
             _ => None,
         };
         if let Some(d) = detail {
-            reasons.push(check_database(&d.db).await);
-            for (id, store) in d.stores.iter() {
-                let result = store.check().await;
-                reasons.push(Reason {
+            // All at once, each bounded: a load balancer's probe must not wait
+            // out a pool or an HTTP timeout behind one unreachable backend.
+            let stores = d.stores.iter().map(|(id, store)| async move {
+                let result = bounded(store.check()).await;
+                Reason {
                     class: "StoreHealthcheck",
                     healthy: result.is_ok(),
                     details: match result {
                         Ok(()) => format!("store {id} ({}) answers", store.kind()),
                         Err(e) => format!("store {id} ({}): {e}", store.kind()),
                     },
-                });
-            }
+                }
+            });
+            let (database, stores) = futures_util::future::join(
+                check_database(&d.db),
+                futures_util::future::join_all(stores),
+            )
+            .await;
+            reasons.push(database);
+            reasons.extend(stores);
         }
         let healthy = reasons.iter().all(|r| r.healthy);
         let status = match (healthy, head) {
@@ -328,8 +336,21 @@ async fn is_admin(d: &HealthDetail, headers: &http::HeaderMap) -> bool {
         .is_ok_and(|identity| identity.is_admin)
 }
 
+/// How long one backend's check may take before it counts as failed.
+const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `check`, failed with a message of its own after [`CHECK_TIMEOUT`].
+async fn bounded<E: std::fmt::Display>(
+    check: impl std::future::Future<Output = Result<(), E>>,
+) -> Result<(), String> {
+    match tokio::time::timeout(CHECK_TIMEOUT, check).await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(_) => Err(format!("no answer within {} s", CHECK_TIMEOUT.as_secs())),
+    }
+}
+
 async fn check_database(db: &DatabaseConnection) -> Reason {
-    let result = db.ping().await;
+    let result = bounded(db.ping()).await;
     Reason {
         class: "DatabaseHealthcheck",
         healthy: result.is_ok(),
@@ -343,6 +364,18 @@ async fn check_database(db: &DatabaseConnection) -> Reason {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_check_that_never_answers_fails_after_the_timeout() {
+        let started = tokio::time::Instant::now();
+        let result = bounded(std::future::pending::<Result<(), String>>()).await;
+        assert_eq!(result, Err("no answer within 5 s".to_string()));
+        assert_eq!(started.elapsed(), CHECK_TIMEOUT);
+        assert_eq!(
+            bounded(async { Err::<(), _>("refused") }).await,
+            Err("refused".into())
+        );
+    }
 
     #[test]
     fn accept_is_negotiated_as_webob_does_among_oslos_offers() {
