@@ -165,13 +165,7 @@ fn negotiate(headers: &HeaderMap) -> Format {
     };
     let mut html = 0.0f32;
     let mut json = 0.0f32;
-    for item in accept.split(',') {
-        let mut parts = item.split(';');
-        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-        let q = parts
-            .filter_map(|p| p.trim().strip_prefix("q="))
-            .find_map(|q| q.parse::<f32>().ok())
-            .unwrap_or(1.0);
+    for (media, q) in super::accept::media_ranges(accept) {
         match media.as_str() {
             "*/*" => {
                 html = html.max(q);

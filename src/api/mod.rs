@@ -4,6 +4,7 @@
 //! renders what the stack answers (or the [`ImageError`] it fails with) as Glance's
 //! status codes, headers and bodies. It holds no image logic of its own.
 
+pub(crate) mod accept;
 mod body;
 mod cache;
 mod data;

@@ -42,6 +42,14 @@ fn section<'a>(layer: &'a mut Dict, name: &str) -> Option<&'a mut Dict> {
     }
 }
 
+/// Section `name`, made empty first when the layer has none.
+fn section_or_new<'a>(layer: &'a mut Dict, name: &str) -> &'a mut Dict {
+    if !layer.contains_key(name) {
+        layer.insert(name.into(), Dict::new().into());
+    }
+    section(layer, name).expect("inserted above")
+}
+
 /// A scalar as text: INI gives strings, TOML and the environment numbers too.
 fn text(value: &Value) -> Option<String> {
     match value {
@@ -98,10 +106,7 @@ fn flavor(layer: &mut Dict, notes: &mut Vec<String>) {
         ));
         return;
     };
-    if !layer.contains_key("auth") {
-        layer.insert("auth".into(), Dict::new().into());
-    }
-    let auth = section(layer, "auth").expect("inserted above");
+    let auth = section_or_new(layer, "auth");
     if auth.contains_key("mode") {
         notes.push("paste_deploy.flavor is ignored: [auth] mode is set".into());
     } else {
@@ -113,11 +118,9 @@ fn json_logs(layer: &mut Dict) {
     let Some(use_json) = section(layer, "DEFAULT").and_then(|d| d.remove("use_json")) else {
         return;
     };
-    if !layer.contains_key("telemetry") {
-        layer.insert("telemetry".into(), Dict::new().into());
-    }
-    let telemetry = section(layer, "telemetry").expect("inserted above");
-    telemetry.entry("json_logs".into()).or_insert(use_json);
+    section_or_new(layer, "telemetry")
+        .entry("json_logs".into())
+        .or_insert(use_json);
 }
 
 fn notifications(layer: &mut Dict, notes: &mut Vec<String>) {

@@ -239,18 +239,7 @@ fn negotiate(accept: Option<&str>) -> Form {
     let Some(accept) = accept else {
         return Form::Plain;
     };
-    let ranges: Vec<(String, f32)> = accept
-        .split(',')
-        .filter_map(|item| {
-            let mut parts = item.split(';');
-            let range = parts.next()?.trim().to_ascii_lowercase();
-            let q = parts
-                .filter_map(|p| p.trim().strip_prefix("q="))
-                .find_map(|q| q.trim().parse::<f32>().ok())
-                .unwrap_or(1.0);
-            (!range.is_empty()).then_some((range, q))
-        })
-        .collect();
+    let ranges = crate::api::accept::media_ranges(accept);
     let mut best: Option<(f32, Form)> = None;
     for (offer, form) in OFFERS {
         let (kind, _) = offer.split_once('/').unwrap_or((offer, ""));
@@ -306,7 +295,8 @@ fn html_page(reasons: &[String]) -> String {
     )
 }
 
-/// Jinja's `|e`.
+/// Jinja's `|e` (markupsafe: `&#34;` and `&#39;` for quotes), not the error
+/// pages' escaping, which is Python's `html.escape` and writes quotes otherwise.
 fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
